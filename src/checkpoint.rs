@@ -1,0 +1,374 @@
+//! Checkpoints: one directory each, written atomically, verified on load.
+//!
+//! ```text
+//! RUN_DIR/checkpoints/ckpt-000007/
+//!     state.bin              header + bincode(CheckpointMeta): TrainState, digests of the rest
+//!     model.safetensors      weights by variable name
+//!     optimizer.safetensors  moments and step count by variable name
+//!     carried.safetensors    recurrent state of stateful models (often empty)
+//! ```
+//! A checkpoint is written into `.tmp-ckpt-*`, every file fsynced, then renamed into
+//! place, so a crash mid-save leaves no half checkpoint where the loader looks. Loading
+//! checks the format version and every file's SHA-256; `load_latest` falls back to the
+//! previous checkpoint when the newest is damaged, and says which one it skipped.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, IoContext, Result};
+use crate::state::TrainState;
+
+/// Version of the `state.bin` layout this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"DTCKPT\0\0";
+/// magic + version (u32) + payload length (u64) + payload SHA-256.
+const HEADER_LEN: usize = 8 + 4 + 8 + 32;
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+pub const STATE_FILE: &str = "state.bin";
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const CARRIED_FILE: &str = "carried.safetensors";
+
+/// Size and SHA-256 of one file of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    pub name: String,
+    pub len: u64,
+    pub sha256: String,
+}
+
+/// Everything in `state.bin`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub state: TrainState,
+    pub model_name: String,
+    pub optimizer_name: String,
+    /// The resolved job config as JSON, when the run was built from one.
+    pub job_config: Option<String>,
+    /// Saved state of callbacks, by callback name, as JSON text.
+    pub callbacks: Vec<(String, String)>,
+    pub files: Vec<FileDigest>,
+    /// Seconds since the Unix epoch when written.
+    pub created_unix: u64,
+}
+
+/// What goes into a checkpoint besides its meta.
+pub struct CheckpointTensors {
+    pub model: Vec<(String, Tensor)>,
+    pub optimizer: Vec<(String, Tensor)>,
+    pub carried: Vec<(String, Tensor)>,
+}
+
+/// A checkpoint read back and verified.
+pub struct LoadedCheckpoint {
+    pub dir: PathBuf,
+    pub meta: CheckpointMeta,
+    pub model: HashMap<String, Tensor>,
+    pub optimizer: HashMap<String, Tensor>,
+    pub carried: HashMap<String, Tensor>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = fs::File::create(path).at(path)?;
+    f.write_all(bytes).at(path)?;
+    f.sync_all().at(path)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir).and_then(|f| f.sync_all()).at(dir)
+}
+
+fn safetensors_bytes(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
+    let views: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
+        .collect::<Result<_>>()?;
+    let data = views
+        .iter()
+        .map(|(n, t)| {
+            let bytes = tensor_le_bytes(t)?;
+            Ok((n.clone(), t.dtype(), t.dims().to_vec(), bytes))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let st: Vec<(String, safetensors::tensor::TensorView)> = data
+        .iter()
+        .map(|(n, dtype, shape, bytes)| {
+            let view = safetensors::tensor::TensorView::new(st_dtype(*dtype)?, shape.clone(), bytes)
+                .map_err(|e| Error::Optimizer(format!("tensor {n}: {e}")))?;
+            Ok((n.clone(), view))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::tensor::serialize(st, None).map_err(|e| Error::Optimizer(e.to_string()))
+}
+
+fn st_dtype(d: candle_core::DType) -> Result<safetensors::Dtype> {
+    use candle_core::DType as C;
+    Ok(match d {
+        C::F32 => safetensors::Dtype::F32,
+        C::F64 => safetensors::Dtype::F64,
+        C::F16 => safetensors::Dtype::F16,
+        C::BF16 => safetensors::Dtype::BF16,
+        C::U8 => safetensors::Dtype::U8,
+        C::U32 => safetensors::Dtype::U32,
+        C::I64 => safetensors::Dtype::I64,
+        other => return Err(Error::Optimizer(format!("cannot save dtype {other:?}"))),
+    })
+}
+
+fn tensor_le_bytes(t: &Tensor) -> Result<Vec<u8>> {
+    use candle_core::DType as C;
+    let flat = t.flatten_all()?;
+    Ok(match t.dtype() {
+        C::F32 => flat.to_vec1::<f32>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        C::F64 => flat.to_vec1::<f64>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        C::F16 => flat.to_vec1::<half::f16>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        C::BF16 => flat.to_vec1::<half::bf16>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        C::U8 => flat.to_vec1::<u8>()?,
+        C::U32 => flat.to_vec1::<u32>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        C::I64 => flat.to_vec1::<i64>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        other => return Err(Error::Optimizer(format!("cannot save dtype {other:?}"))),
+    })
+}
+
+/// Encodes `meta` as the bytes of `state.bin`.
+pub fn encode_state(meta: &CheckpointMeta) -> Result<Vec<u8>> {
+    let payload = bincode::serde::encode_to_vec(meta, bincode::config::standard())
+        .map_err(|e| Error::Optimizer(format!("encoding state: {e}")))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(&payload));
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Decodes and verifies `state.bin` bytes read from `path`.
+pub fn decode_state(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
+    let corrupt = |reason: String| Error::CorruptCheckpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        return Err(Error::NotACheckpoint {
+            path: path.to_path_buf(),
+            reason: "missing the DTCKPT header".into(),
+        });
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(corrupt(format!("header truncated at {} bytes", bytes.len())));
+    }
+    let mut len8 = [0u8; 8];
+    len8.copy_from_slice(&bytes[12..20]);
+    let len = u64::from_le_bytes(len8) as usize;
+    let payload = &bytes[HEADER_LEN..];
+    if payload.len() != len {
+        return Err(corrupt(format!(
+            "header announces {len} bytes of state but {} follow",
+            payload.len()
+        )));
+    }
+    if Sha256::digest(payload).as_slice() != &bytes[20..52] {
+        return Err(corrupt("state checksum mismatch".into()));
+    }
+    let (meta, _) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
+        .map_err(|e| corrupt(format!("state does not decode: {e}")))?;
+    Ok(meta)
+}
+
+/// Sequence number of a `ckpt-NNNNNN` directory name.
+fn sequence_of(name: &str) -> Option<u64> {
+    name.strip_prefix("ckpt-")?.parse().ok()
+}
+
+/// Checkpoint directories of a run, oldest first.
+pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
+    let dir = run_dir.join(CHECKPOINTS_DIR);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut found: Vec<(u64, PathBuf)> = fs::read_dir(&dir)
+        .at(&dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            sequence_of(&name).map(|s| (s, e.path()))
+        })
+        .collect();
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Writes a checkpoint atomically into `run_dir/checkpoints/ckpt-{sequence}`; returns its path.
+pub fn save(
+    run_dir: &Path,
+    sequence: u64,
+    mut meta: CheckpointMeta,
+    tensors: &CheckpointTensors,
+) -> Result<PathBuf> {
+    let parent = run_dir.join(CHECKPOINTS_DIR);
+    fs::create_dir_all(&parent).at(&parent)?;
+    let name = format!("ckpt-{sequence:06}");
+    let final_dir = parent.join(&name);
+    let tmp = parent.join(format!(".tmp-{name}-{}", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).at(&tmp)?;
+    }
+    fs::create_dir_all(&tmp).at(&tmp)?;
+    meta.files.clear();
+    for (file, list) in [
+        (MODEL_FILE, &tensors.model),
+        (OPTIMIZER_FILE, &tensors.optimizer),
+        (CARRIED_FILE, &tensors.carried),
+    ] {
+        let bytes = safetensors_bytes(list)?;
+        write_synced(&tmp.join(file), &bytes)?;
+        meta.files.push(FileDigest {
+            name: file.to_string(),
+            len: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        });
+    }
+    write_synced(&tmp.join(STATE_FILE), &encode_state(&meta)?)?;
+    sync_dir(&tmp)?;
+    if final_dir.exists() {
+        // A checkpoint with this number exists only if an earlier session died after
+        // saving it but before recording the count; the new one supersedes it.
+        fs::remove_dir_all(&final_dir).at(&final_dir)?;
+    }
+    fs::rename(&tmp, &final_dir).at(&final_dir)?;
+    sync_dir(&parent)?;
+    Ok(final_dir)
+}
+
+/// Deletes all but the newest `keep` checkpoints, and leftovers of interrupted saves.
+pub fn prune(run_dir: &Path, keep: usize) -> Result<()> {
+    let all = list(run_dir)?;
+    let n = all.len().saturating_sub(keep.max(1));
+    for old in &all[..n] {
+        fs::remove_dir_all(old).at(old)?;
+    }
+    let parent = run_dir.join(CHECKPOINTS_DIR);
+    let own = format!("-{}", std::process::id());
+    for e in fs::read_dir(&parent).at(&parent)?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with(".tmp-") && !name.ends_with(&own) {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// Reads and verifies the checkpoint in `dir`.
+pub fn load(dir: &Path) -> Result<LoadedCheckpoint> {
+    let state_path = dir.join(STATE_FILE);
+    if !state_path.is_file() {
+        return Err(Error::NotACheckpoint {
+            path: dir.to_path_buf(),
+            reason: format!("no {STATE_FILE}"),
+        });
+    }
+    let bytes = fs::read(&state_path).at(&state_path)?;
+    let meta = decode_state(&state_path, &bytes)?;
+    let mut maps = Vec::new();
+    for file in [MODEL_FILE, OPTIMIZER_FILE, CARRIED_FILE] {
+        let path = dir.join(file);
+        let digest = meta.files.iter().find(|d| d.name == file).ok_or_else(|| {
+            Error::CorruptCheckpoint {
+                path: state_path.clone(),
+                reason: format!("no digest recorded for {file}"),
+            }
+        })?;
+        let bytes = fs::read(&path).map_err(|e| Error::CorruptCheckpoint {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if bytes.len() as u64 != digest.len || sha256_hex(&bytes) != digest.sha256 {
+            return Err(Error::CorruptCheckpoint {
+                path,
+                reason: format!(
+                    "{} bytes with SHA-256 {}, expected {} bytes with {}",
+                    bytes.len(),
+                    &sha256_hex(&bytes)[..12],
+                    digest.len,
+                    &digest.sha256[..12.min(digest.sha256.len())]
+                ),
+            });
+        }
+        let map = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
+            Error::CorruptCheckpoint {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        maps.push(map);
+    }
+    let carried = maps.pop().unwrap_or_default();
+    let optimizer = maps.pop().unwrap_or_default();
+    let model = maps.pop().unwrap_or_default();
+    Ok(LoadedCheckpoint {
+        dir: dir.to_path_buf(),
+        meta,
+        model,
+        optimizer,
+        carried,
+    })
+}
+
+/// Loads `path` if it is a checkpoint directory, else the newest good checkpoint of the
+/// run directory `path`. Damaged checkpoints that are skipped are reported on stderr.
+pub fn load_latest(path: &Path) -> Result<LoadedCheckpoint> {
+    if !path.exists() {
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
+    }
+    if path.join(STATE_FILE).is_file() {
+        return load(path);
+    }
+    let all = list(path)?;
+    if all.is_empty() {
+        return Err(Error::NoCheckpoint {
+            path: path.to_path_buf(),
+            reason: format!("no {CHECKPOINTS_DIR}/ckpt-* directories and no {STATE_FILE}"),
+        });
+    }
+    let mut errors = Vec::new();
+    for dir in all.iter().rev() {
+        match load(dir) {
+            Ok(ckpt) => {
+                for e in &errors {
+                    eprintln!("warning: skipped damaged checkpoint: {e}");
+                }
+                return Ok(ckpt);
+            }
+            Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
+            Err(e) => errors.push(e),
+        }
+    }
+    Err(Error::NoCheckpoint {
+        path: path.to_path_buf(),
+        reason: errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}

@@ -1,0 +1,295 @@
+//! The `deeptrain` command line: `train`, `resume`, `inspect`.
+
+use std::path::{Path, PathBuf};
+
+use crate::callbacks::Stage;
+use crate::checkpoint;
+use crate::config::JobConfig;
+use crate::error::{Error, IoContext, Result};
+use crate::state::{Phase, TrainState};
+use crate::trainer::{Outcome, Trainer};
+
+pub const USAGE: &str = "\
+usage:
+  deeptrain train [CONFIG.json] [--run-dir DIR] [--epochs N] [--seed S] [--device cpu|cuda:N|auto] [--threads N]
+  deeptrain resume PATH [--threads N]      PATH: a run directory or a checkpoint directory
+  deeptrain inspect PATH [--json]
+With no CONFIG, `train` runs the default job: an MLP on the embedded digits data set.";
+
+/// Exit status of a run stopped by a signal, as shells report for SIGINT.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// CPU threads used when the user sets none. candle's pool spins while it waits, so with
+/// more threads than free cores every step slows down several times; small models gain
+/// little from a second thread anyway. Measured figures are in the README.
+pub fn default_threads() -> usize {
+    1
+}
+
+struct Args {
+    positional: Vec<String>,
+    options: Vec<(String, Option<String>)>,
+}
+
+const VALUE_OPTIONS: &[&str] = &["--run-dir", "--epochs", "--seed", "--device", "--threads"];
+const FLAG_OPTIONS: &[&str] = &["--json"];
+
+fn parse_args(args: &[String]) -> Result<Args> {
+    let mut positional = Vec::new();
+    let mut options = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if VALUE_OPTIONS.contains(&a.as_str()) {
+            let v = it
+                .next()
+                .ok_or_else(|| Error::Usage(format!("{a} needs a value")))?;
+            options.push((a.clone(), Some(v.clone())));
+        } else if FLAG_OPTIONS.contains(&a.as_str()) {
+            options.push((a.clone(), None));
+        } else if a.starts_with("--") {
+            return Err(Error::Usage(format!("unknown option {a}")));
+        } else {
+            positional.push(a.clone());
+        }
+    }
+    Ok(Args { positional, options })
+}
+
+impl Args {
+    fn value(&self, name: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+    fn flag(&self, name: &str) -> bool {
+        self.options.iter().any(|(k, _)| k == name)
+    }
+    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>> {
+        self.value(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| Error::Usage(format!("{name} {v:?}: expected a non-negative integer")))
+            })
+            .transpose()
+    }
+}
+
+/// Sets candle's thread count; must run before the first tensor operation.
+fn set_threads(n: usize) {
+    let n = if n == 0 { default_threads() } else { n };
+    // Both names: candle reads CANDLE_NUM_THREADS, its rayon pool RAYON_NUM_THREADS.
+    std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+}
+
+/// Runs the command line; returns the process exit status.
+pub fn run(args: &[String]) -> Result<i32> {
+    let (command, rest) = match args.split_first() {
+        None => ("train", &[][..]),
+        Some((c, rest)) => (c.as_str(), rest),
+    };
+    let args = parse_args(rest)?;
+    match command {
+        "train" => train(&args),
+        "resume" => resume(&args),
+        "inspect" => inspect(&args),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        other => Err(Error::Usage(format!("unknown command {other:?}\n{USAGE}"))),
+    }
+}
+
+fn threads_from_env_or(args: &Args, configured: usize) -> Result<usize> {
+    if let Some(n) = args.number::<usize>("--threads")? {
+        return Ok(n);
+    }
+    if let Some(n) = std::env::var("CANDLE_NUM_THREADS").ok().and_then(|v| v.parse().ok()) {
+        return Ok(n);
+    }
+    Ok(configured)
+}
+
+fn train(args: &Args) -> Result<i32> {
+    let mut job = match args.positional.as_slice() {
+        [] => JobConfig::default(),
+        [path] => JobConfig::from_file(Path::new(path))?,
+        more => return Err(Error::Usage(format!("train takes at most one CONFIG, got {more:?}"))),
+    };
+    let explicit_dir = args.value("--run-dir").map(PathBuf::from);
+    if let Some(n) = args.number("--epochs")? {
+        job.train.epochs = n;
+    }
+    if let Some(s) = args.number("--seed")? {
+        job.train.seed = s;
+    }
+    if let Some(d) = args.value("--device") {
+        job.device = d.to_string();
+    }
+    job.threads = threads_from_env_or(args, job.threads)?;
+    job.validate()?;
+    job.train.run_dir = match explicit_dir {
+        Some(dir) if is_used(&dir) => {
+            return Err(Error::Usage(format!(
+                "{} already holds a run: continue it with `deeptrain resume {}` or choose another --run-dir",
+                dir.display(),
+                dir.display()
+            )))
+        }
+        Some(dir) => dir,
+        None => first_free(&job.train.run_dir),
+    };
+    set_threads(job.threads);
+    let dir = job.train.run_dir.clone();
+    std::fs::create_dir_all(&dir).at(&dir)?;
+    let config_path = dir.join("config.json");
+    std::fs::write(&config_path, job.to_json()).at(&config_path)?;
+    println!("run directory: {}", dir.display());
+    let mut trainer = job.build_trainer()?;
+    fit_and_report(&mut trainer)
+}
+
+fn resume(args: &Args) -> Result<i32> {
+    let [path] = args.positional.as_slice() else {
+        return Err(Error::Usage("resume takes exactly one PATH (run or checkpoint directory)".into()));
+    };
+    set_threads(threads_from_env_or(args, 0)?);
+    let mut trainer = Trainer::resume(path)?;
+    println!(
+        "resuming {} from {} ({})",
+        trainer.config.run_dir.display(),
+        trainer.last_checkpoint().map(|p| p.display().to_string()).unwrap_or_default(),
+        trainer.interrupt_status()
+    );
+    fit_and_report(&mut trainer)
+}
+
+/// A run directory that already has checkpoints or a config.
+fn is_used(dir: &Path) -> bool {
+    dir.join(checkpoint::CHECKPOINTS_DIR).exists() || dir.join("config.json").exists()
+}
+
+/// `dir`, or `dir-2`, `dir-3`, ... whichever is not used yet.
+fn first_free(dir: &Path) -> PathBuf {
+    if !is_used(dir) {
+        return dir.to_path_buf();
+    }
+    let base = dir.to_string_lossy().to_string();
+    (2..)
+        .map(|i| PathBuf::from(format!("{base}-{i}")))
+        .find(|d| !is_used(d))
+        .unwrap_or_else(|| dir.to_path_buf())
+}
+
+fn fit_and_report(trainer: &mut Trainer) -> Result<i32> {
+    let epochs = trainer.config.epochs;
+    trainer.on(Stage::ValEnd, move |v| {
+        let s = v.state;
+        let latest = s.val_history.latest();
+        let train = s.train_history.latest();
+        println!(
+            "epoch {}/{} step {:>6}  loss {:.4}  val_loss {:.4}  val_accuracy {:.4}",
+            s.epoch,
+            epochs,
+            s.global_step,
+            train.get("loss").copied().unwrap_or(f64::NAN),
+            latest.get("val_loss").copied().unwrap_or(f64::NAN),
+            latest.get("val_accuracy").copied().unwrap_or(f64::NAN),
+        );
+        Ok(())
+    });
+    let outcome = trainer.fit()?;
+    let dir = trainer.config.run_dir.clone();
+    match outcome {
+        Outcome::Finished => {
+            print!("{}", trainer.info());
+            println!(
+                "finished: checkpoint {}\nrun directory: {}",
+                trainer.last_checkpoint().map(|p| p.display().to_string()).unwrap_or_default(),
+                dir.display()
+            );
+            Ok(0)
+        }
+        Outcome::Stopped { by, why, checkpoint } => {
+            println!("stopped by {by}: {why}\ncheckpoint: {}", checkpoint.display());
+            Ok(0)
+        }
+        Outcome::Interrupted { checkpoint } => {
+            println!(
+                "interrupted ({}); checkpoint saved: {}\nresume with: deeptrain resume {}",
+                trainer.interrupt_status(),
+                checkpoint.display(),
+                dir.display()
+            );
+            Ok(EXIT_INTERRUPTED)
+        }
+    }
+}
+
+fn phase_name(phase: &Phase) -> &'static str {
+    match phase {
+        Phase::EpochStart => "epoch_start",
+        Phase::Train => "train",
+        Phase::Validate { .. } => "validate",
+        Phase::Done { .. } => "done",
+    }
+}
+
+/// The JSON that `deeptrain inspect --json` prints.
+pub fn inspect_json(checkpoint: &Path, state: &TrainState) -> serde_json::Value {
+    let metrics: serde_json::Map<String, serde_json::Value> = state
+        .latest_metrics()
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::json!(if v.is_finite() { Some(v) } else { None })))
+        .collect();
+    serde_json::json!({
+        "checkpoint": checkpoint.display().to_string(),
+        "epoch": state.epoch,
+        "val_epoch": state.val_epoch,
+        "global_step": state.global_step,
+        "batches_fit": state.batches_fit,
+        "batches_validated": state.batches_validated,
+        "times_validated": state.times_validated,
+        "batch_in_epoch": state.batch_in_epoch,
+        "set_name": state.set_name,
+        "phase": phase_name(&state.phase),
+        "status": state.interrupt_status().to_string(),
+        "finished": state.is_done(),
+        "learning_rate": state.learning_rate,
+        "metrics": metrics,
+        "best": state.best.as_ref().map(|b| serde_json::json!({
+            "metric": b.metric, "value": b.value, "epoch": b.epoch, "batches_fit": b.batches_fit,
+        })),
+        "remaining_sets": state.train_data.set_nums_to_process,
+        "wall_time_secs": state.time.total_secs,
+    })
+}
+
+fn inspect(args: &Args) -> Result<i32> {
+    let [path] = args.positional.as_slice() else {
+        return Err(Error::Usage("inspect takes exactly one PATH".into()));
+    };
+    let ckpt = checkpoint::load_latest(Path::new(path))?;
+    let state = &ckpt.meta.state;
+    if args.flag("--json") {
+        println!("{}", inspect_json(&ckpt.dir, state));
+    } else {
+        println!("checkpoint {}", ckpt.dir.display());
+        println!("model {}  optimizer {}", ckpt.meta.model_name, ckpt.meta.optimizer_name);
+        println!("status {}", state.interrupt_status());
+        println!(
+            "epoch {}  global_step {}  batches_fit {}  batches_validated {}  times_validated {}",
+            state.epoch, state.global_step, state.batches_fit, state.batches_validated, state.times_validated
+        );
+        for (k, v) in state.latest_metrics() {
+            println!("  {k:<16} {v:.6}");
+        }
+        if let Some(b) = &state.best {
+            println!("best {} = {:.6} at epoch {} (batches_fit {})", b.metric, b.value, b.epoch, b.batches_fit);
+        }
+    }
+    Ok(0)
+}

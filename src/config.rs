@@ -1,0 +1,319 @@
+//! Job configs: a whole run (data, model, optimizer, loop) described in JSON.
+//!
+//! The resolved config is written to `RUN_DIR/config.json` and into every checkpoint,
+//! which is what lets `Trainer::resume(path)` rebuild the run with nothing else.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::data_loaders::{DataLoader, InMemoryData};
+use crate::error::{Error, IoContext, Result};
+use crate::model::{Mlp, MlpConfig, Model};
+use crate::optim::{Adam, AdamConfig, AdamW, Sgd, SgdConfig, TrainOptimizer};
+use crate::rng::{RngStream, StreamId};
+use crate::trainer::{TrainConfig, Trainer};
+
+/// The UCI optical digits set (1797 x 64 pixels 0-16, label last), embedded in the binary.
+pub const DIGITS_CSV_GZ: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.csv.gz"));
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobConfig {
+    pub name: String,
+    /// `cpu`, `cuda:N` or `auto` (CUDA when built with it and present).
+    pub device: String,
+    /// CPU threads for candle's kernels; 0 picks the default (see `cli::default_threads`).
+    pub threads: usize,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub optimizer: OptimizerConfig,
+    pub train: TrainConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// `digits` (embedded) or a path to a CSV file (label in the last column).
+    pub source: String,
+    /// Share of samples held out for validation.
+    pub val_fraction: f64,
+    pub batch_size: usize,
+    pub val_batch_size: Option<usize>,
+    pub shuffle: bool,
+    pub drop_last: bool,
+    /// Inputs are multiplied by this (digits pixels are 0-16).
+    pub scale: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Only `mlp` for now.
+    pub kind: String,
+    pub hidden: Vec<usize>,
+    pub dropout: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// `adamw`, `adam` or `sgd`.
+    pub kind: String,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub nesterov: bool,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        Self {
+            name: "digits-mlp".into(),
+            device: "cpu".into(),
+            threads: 0,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            train: TrainConfig {
+                epochs: 15,
+                seed: 7,
+                run_dir: PathBuf::from("runs/digits"),
+                key_metric: "val_accuracy".into(),
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            source: "digits".into(),
+            val_fraction: 0.2,
+            batch_size: 32,
+            val_batch_size: Some(128),
+            shuffle: true,
+            drop_last: false,
+            scale: 1.0 / 16.0,
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            kind: "mlp".into(),
+            hidden: vec![128],
+            dropout: 0.2,
+        }
+    }
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self {
+            kind: "adamw".into(),
+            lr: 3e-3,
+            weight_decay: 1e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: false,
+        }
+    }
+}
+
+impl JobConfig {
+    /// Reads a JSON job config; fields left out take their defaults.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        Self::from_json_str(&text, path)
+    }
+
+    pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
+        let job: JobConfig = serde_json::from_str(text).map_err(|source| Error::ConfigJson {
+            path: origin.to_path_buf(),
+            source,
+        })?;
+        job.validate()?;
+        Ok(job)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Rejects values that cannot work, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |field: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::config(field, format!("{v} must be a positive number")))
+            }
+        };
+        positive("optimizer.lr", self.optimizer.lr)?;
+        if self.train.epochs == 0 {
+            return Err(Error::config("train.epochs", "must be at least 1"));
+        }
+        if self.data.batch_size == 0 {
+            return Err(Error::config("data.batch_size", "must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&self.data.val_fraction) {
+            return Err(Error::config(
+                "data.val_fraction",
+                format!("{} is not in [0, 1)", self.data.val_fraction),
+            ));
+        }
+        if !["adamw", "adam", "sgd"].contains(&self.optimizer.kind.as_str()) {
+            return Err(Error::config(
+                "optimizer.kind",
+                format!("{:?} is not one of adamw, adam, sgd", self.optimizer.kind),
+            ));
+        }
+        if self.model.kind != "mlp" {
+            return Err(Error::config("model.kind", format!("{:?} is not one of: mlp", self.model.kind)));
+        }
+        parse_device(&self.device)?;
+        Ok(())
+    }
+
+    fn load_data(&self) -> Result<InMemoryData> {
+        let (bytes, name) = if self.data.source == "digits" {
+            (gunzip(DIGITS_CSV_GZ, Path::new("assets/digits.csv.gz"))?, "digits".to_string())
+        } else {
+            let path = Path::new(&self.data.source);
+            let raw = std::fs::read(path).at(path)?;
+            let bytes = if self.data.source.ends_with(".gz") { gunzip(&raw, path)? } else { raw };
+            (bytes, self.data.source.clone())
+        };
+        parse_labelled_csv(&bytes, &name, self.data.scale)
+    }
+
+    /// Builds the data, model, optimizer and trainer this config describes.
+    pub fn build_trainer(&self) -> Result<Trainer> {
+        self.validate()?;
+        let device = parse_device(&self.device)?;
+        let data = self.load_data()?;
+        let info = data.info();
+        let (train, val) = data.split(self.data.val_fraction, self.train.seed)?;
+        let mut init = RngStream::new(self.train.seed, StreamId::Init);
+        let model = Mlp::new(
+            MlpConfig {
+                inputs: info.sample_shape.iter().product(),
+                hidden: self.model.hidden.clone(),
+                outputs: info.num_classes.unwrap_or(1),
+                dropout: self.model.dropout,
+            },
+            &mut init,
+            &device,
+        )?;
+        let o = &self.optimizer;
+        let adam = AdamConfig {
+            lr: o.lr,
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            weight_decay: o.weight_decay,
+        };
+        let optimizer: Box<dyn TrainOptimizer> = match o.kind.as_str() {
+            "adam" => Box::new(Adam::from_varmap(model.varmap(), adam)),
+            "sgd" => Box::new(Sgd::from_varmap(
+                model.varmap(),
+                SgdConfig {
+                    lr: o.lr,
+                    momentum: o.momentum,
+                    dampening: o.dampening,
+                    nesterov: o.nesterov,
+                    weight_decay: o.weight_decay,
+                },
+            )),
+            _ => Box::new(AdamW::from_varmap(model.varmap(), adam)),
+        };
+        let val: Option<Box<dyn DataLoader>> = if val.num_samples() > 0 { Some(Box::new(val)) } else { None };
+        let mut builder = Trainer::builder_boxed(Box::new(model), optimizer)
+            .boxed_data(Box::new(train), val)
+            .config(self.train.clone())
+            .batch_size(self.data.batch_size)
+            .shuffle(self.data.shuffle)
+            .drop_last(self.data.drop_last)
+            .device(device)
+            .init_rng(init)
+            .job(self.clone());
+        if let Some(n) = self.data.val_batch_size {
+            builder = builder.val_batch_size(n);
+        }
+        builder.build()
+    }
+}
+
+/// `cpu`, `cuda:N`, `cuda` or `auto`.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(Device::cuda_if_available(0)?),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let n: usize = s.strip_prefix("cuda:").unwrap_or("0").parse().map_err(|_| {
+                Error::config("device", format!("{s:?}: expected cuda:N with N a GPU index"))
+            })?;
+            if !candle_core::utils::cuda_is_available() {
+                return Err(Error::config(
+                    "device",
+                    format!("{s}: this build has no CUDA support (rebuild with --features cuda)"),
+                ));
+            }
+            Device::new_cuda(n).map_err(|e| Error::config("device", format!("{s}: {e}")))
+        }
+        other => Err(Error::config("device", format!("{other:?} is not one of cpu, cuda:N, auto"))),
+    }
+}
+
+fn gunzip(bytes: &[u8], origin: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .at(origin)?;
+    Ok(out)
+}
+
+/// Numeric CSV, no header, class label (a non-negative integer) in the last column.
+fn parse_labelled_csv(bytes: &[u8], name: &str, scale: f32) -> Result<InMemoryData> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::Data(format!("{name}: not UTF-8: {e}")))?;
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    let mut width = None;
+    for (line_no, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if *width.get_or_insert(fields.len()) != fields.len() || fields.len() < 2 {
+            return Err(Error::Data(format!(
+                "{name} line {}: {} fields, expected {}",
+                line_no + 1,
+                fields.len(),
+                width.unwrap_or(0)
+            )));
+        }
+        for (col, f) in fields[..fields.len() - 1].iter().enumerate() {
+            let v: f32 = f.parse().map_err(|_| {
+                Error::Data(format!("{name} line {} column {}: {f:?} is not a number", line_no + 1, col + 1))
+            })?;
+            features.push(v * scale);
+        }
+        let label = fields[fields.len() - 1];
+        let l: u32 = label.parse().map_err(|_| {
+            Error::Data(format!("{name} line {}: label {label:?} is not a class index", line_no + 1))
+        })?;
+        labels.push(l);
+    }
+    let inputs = width.unwrap_or(1) - 1;
+    let num_classes = labels.iter().max().map(|m| *m as usize + 1).unwrap_or(0);
+    InMemoryData::classification(name, features, vec![inputs], labels, num_classes)
+}

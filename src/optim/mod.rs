@@ -1,0 +1,257 @@
+//! Optimizers whose whole state can be saved and restored.
+//!
+//! candle-nn's `AdamW` keeps its moments and step count private, so a resumed run could
+//! never continue it exactly. Ours keep every buffer in plain `Vec<f32>`s keyed by the
+//! variable *name* (`VarMap::all_vars()` order changes from process to process), and
+//! update each parameter in one fused pass over its f32 slice.
+
+mod adam;
+mod schedule;
+mod sgd;
+
+pub use adam::{Adam, AdamConfig, AdamW};
+pub use schedule::Schedule;
+pub use sgd::{Sgd, SgdConfig};
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{CpuStorage, DType, Layout, Storage, Tensor, Var};
+use candle_nn::VarMap;
+
+use crate::error::{Error, Result};
+
+/// A variable together with the name it is saved under.
+#[derive(Debug, Clone)]
+pub struct NamedVar {
+    pub name: String,
+    pub var: Var,
+}
+
+/// The float variables of a `VarMap`, sorted by name so that every process agrees on the order.
+pub fn named_vars(varmap: &VarMap) -> Vec<NamedVar> {
+    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+    let mut vars: Vec<NamedVar> = data
+        .iter()
+        .filter(|(_, v)| v.dtype().is_float())
+        .map(|(name, var)| NamedVar {
+            name: name.clone(),
+            var: var.clone(),
+        })
+        .collect();
+    vars.sort_by(|a, b| a.name.cmp(&b.name));
+    vars
+}
+
+/// Names variables that arrive without names (through candle-nn's `Optimizer::new`).
+/// The order is then the caller's; prefer constructors that take a `VarMap`.
+pub(crate) fn name_by_position(vars: Vec<Var>) -> Vec<NamedVar> {
+    vars.into_iter()
+        .filter(|v| v.dtype().is_float())
+        .enumerate()
+        .map(|(i, var)| NamedVar {
+            name: format!("param.{i:04}"),
+            var,
+        })
+        .collect()
+}
+
+/// What the trainer needs from an optimizer; object safe, unlike candle-nn's trait.
+pub trait TrainOptimizer: Send {
+    /// Short name, e.g. "adamw".
+    fn name(&self) -> &'static str;
+    /// Applies one update; every gradient is multiplied by `grad_scale` first (clipping).
+    fn step_scaled(&mut self, grads: &GradStore, grad_scale: f32) -> Result<()>;
+    fn learning_rate(&self) -> f64;
+    fn set_learning_rate(&mut self, lr: f64);
+    /// Number of updates applied so far.
+    fn steps(&self) -> u64;
+    fn vars(&self) -> &[NamedVar];
+    /// Every state buffer as a named tensor, plus the step count, for `optimizer.safetensors`.
+    fn state_tensors(&self) -> Result<Vec<(String, Tensor)>>;
+    /// Restores what `state_tensors` exported; names and shapes must match.
+    fn load_state_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()>;
+}
+
+/// Per-variable state buffers, named like `exp_avg`, stored on the host.
+#[derive(Debug, Clone)]
+pub(crate) struct Slots {
+    pub names: &'static [&'static str],
+    /// `buffers[var][slot]`, each the variable's element count long.
+    pub buffers: Vec<Vec<Vec<f32>>>,
+}
+
+impl Slots {
+    pub fn new(names: &'static [&'static str], vars: &[NamedVar]) -> Self {
+        let buffers = vars
+            .iter()
+            .map(|v| names.iter().map(|_| vec![0f32; v.var.elem_count()]).collect())
+            .collect();
+        Self { names, buffers }
+    }
+
+    pub fn export(&self, vars: &[NamedVar], step: u64) -> Result<Vec<(String, Tensor)>> {
+        let cpu = candle_core::Device::Cpu;
+        let mut out = vec![("step".to_string(), Tensor::new(&[step as i64], &cpu)?)];
+        for (v, bufs) in vars.iter().zip(&self.buffers) {
+            for (slot, buf) in self.names.iter().zip(bufs) {
+                let t = Tensor::from_slice(buf, v.var.shape(), &cpu)?;
+                out.push((format!("{slot}.{}", v.name), t));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Returns the saved step count.
+    pub fn import(&mut self, vars: &[NamedVar], tensors: &HashMap<String, Tensor>) -> Result<u64> {
+        let step = tensors
+            .get("step")
+            .ok_or_else(|| Error::Optimizer("missing tensor `step`".into()))?
+            .flatten_all()?
+            .to_vec1::<i64>()?;
+        let step = *step
+            .first()
+            .ok_or_else(|| Error::Optimizer("tensor `step` is empty".into()))?;
+        for (v, bufs) in vars.iter().zip(self.buffers.iter_mut()) {
+            for (slot, buf) in self.names.iter().zip(bufs.iter_mut()) {
+                let key = format!("{slot}.{}", v.name);
+                let t = tensors
+                    .get(&key)
+                    .ok_or_else(|| Error::Optimizer(format!("missing tensor `{key}`")))?;
+                if t.dims() != v.var.dims() {
+                    return Err(Error::Optimizer(format!(
+                        "`{key}` has shape {:?} but the variable has {:?}",
+                        t.dims(),
+                        v.var.dims()
+                    )));
+                }
+                *buf = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            }
+        }
+        Ok(step as u64)
+    }
+}
+
+/// Runs `update(param, grad, slots)` over the f32 data of `var` in place.
+///
+/// On CPU this is one pass over borrowed slices: no temporary tensors. On other devices
+/// the data takes a round trip through the host, which is correct but slow.
+pub(crate) fn update_in_place(
+    var: &Var,
+    grad: &Tensor,
+    slots: &mut [Vec<f32>],
+    update: &mut dyn FnMut(&mut [f32], &[f32], &mut [Vec<f32>]),
+) -> Result<()> {
+    if var.dtype() != DType::F32 {
+        return Err(Error::Optimizer(format!(
+            "only f32 variables are supported, found {:?}",
+            var.dtype()
+        )));
+    }
+    let grad = grad.contiguous()?.to_dtype(DType::F32)?;
+    if !var.device().is_cpu() {
+        let mut p = var.flatten_all()?.to_vec1::<f32>()?;
+        let g = grad.flatten_all()?.to_vec1::<f32>()?;
+        update(&mut p, &g, slots);
+        let t = Tensor::from_vec(p, var.shape(), &candle_core::Device::Cpu)?.to_device(var.device())?;
+        var.set(&t)?;
+        return Ok(());
+    }
+    let (g_storage, g_layout) = grad.storage_and_layout();
+    let g = cpu_f32(&g_storage, g_layout)?;
+    let op = FusedUpdate {
+        grad: g,
+        slots: RefCell::new(slots),
+        update: RefCell::new(update),
+    };
+    var.as_tensor().inplace_op1(&op)?;
+    Ok(())
+}
+
+fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
+    match storage {
+        Storage::Cpu(CpuStorage::F32(v)) => {
+            let (start, end) = layout
+                .contiguous_offsets()
+                .ok_or_else(|| Error::Optimizer("gradient is not contiguous".into()))?;
+            Ok(&v[start..end])
+        }
+        _ => Err(Error::Optimizer("expected an f32 CPU tensor".into())),
+    }
+}
+
+/// Borrowed view of a CPU tensor's f32 data (for norms and statistics without copies).
+pub fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    if t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous() {
+        let (storage, layout) = t.storage_and_layout();
+        let s = cpu_f32(&storage, layout)?;
+        Ok(f(s))
+    } else {
+        let v = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        Ok(f(&v))
+    }
+}
+
+type UpdateFn<'a> = dyn FnMut(&mut [f32], &[f32], &mut [Vec<f32>]) + 'a;
+
+struct FusedUpdate<'a, 'b> {
+    grad: &'a [f32],
+    slots: RefCell<&'a mut [Vec<f32>]>,
+    update: RefCell<&'a mut UpdateFn<'b>>,
+}
+
+impl candle_core::InplaceOp1 for FusedUpdate<'_, '_> {
+    fn name(&self) -> &'static str {
+        "deeptrain-fused-update"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("fused update expects f32 storage")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("fused update expects a contiguous variable")
+        };
+        let param = &mut data[start..end];
+        if param.len() != self.grad.len() {
+            candle_core::bail!(
+                "gradient has {} elements, variable {}",
+                self.grad.len(),
+                param.len()
+            )
+        }
+        let mut slots = self.slots.borrow_mut();
+        (self.update.borrow_mut())(param, self.grad, &mut slots);
+        Ok(())
+    }
+}
+
+/// Sum of squares of each variable's gradient (0 where a variable got none), in name order.
+pub fn grad_sq_norms(vars: &[NamedVar], grads: &GradStore) -> Result<Vec<f64>> {
+    vars.iter()
+        .map(|v| match grads.get(v.var.as_tensor()) {
+            Some(g) => with_cpu_f32(g, |s| s.iter().map(|&x| (x as f64) * (x as f64)).sum()),
+            None => Ok(0.0),
+        })
+        .collect()
+}
+
+/// The factor that brings the global gradient norm down to `max_norm` (1 when already below).
+pub fn clip_scale(global_norm: f64, max_norm: Option<f64>) -> f32 {
+    match max_norm {
+        Some(max) if global_norm.is_finite() && global_norm > max => (max / (global_norm + 1e-6)) as f32,
+        _ => 1.0,
+    }
+}
+
+/// Flushes subnormal values to zero: they slow float math by orders of magnitude on x86
+/// and carry no information a model can use.
+#[inline(always)]
+pub(crate) fn flush_subnormal(x: f32) -> f32 {
+    if x.abs() < f32::MIN_POSITIVE {
+        0.0
+    } else {
+        x
+    }
+}

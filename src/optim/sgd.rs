@@ -1,0 +1,144 @@
+//! SGD with momentum, dampening, Nesterov and weight decay (PyTorch semantics).
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+
+use super::{flush_subnormal, named_vars, update_in_place, NamedVar, Slots, TrainOptimizer};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SgdConfig {
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        Self {
+            lr: 0.01,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+const SLOTS: &[&str] = &["momentum_buffer"];
+
+#[derive(Debug, Clone)]
+pub struct Sgd {
+    vars: Vec<NamedVar>,
+    config: SgdConfig,
+    slots: Slots,
+    step: u64,
+}
+
+impl Sgd {
+    pub fn from_varmap(varmap: &VarMap, config: SgdConfig) -> Self {
+        Self::from_named(named_vars(varmap), config)
+    }
+
+    pub fn from_named(vars: Vec<NamedVar>, config: SgdConfig) -> Self {
+        let slots = Slots::new(SLOTS, &vars);
+        Self {
+            vars,
+            config,
+            slots,
+            step: 0,
+        }
+    }
+
+    pub fn config(&self) -> &SgdConfig {
+        &self.config
+    }
+
+    fn apply(&mut self, grads: &GradStore, scale: f32) -> Result<()> {
+        let c = &self.config;
+        let (lr, mom, damp, wd) = (
+            c.lr as f32,
+            c.momentum as f32,
+            c.dampening as f32,
+            c.weight_decay as f32,
+        );
+        let (nesterov, first) = (c.nesterov, self.step == 0);
+        for (v, bufs) in self.vars.iter().zip(self.slots.buffers.iter_mut()) {
+            let Some(g) = grads.get(v.var.as_tensor()) else {
+                continue;
+            };
+            update_in_place(&v.var, g, bufs, &mut |p, g, bufs| {
+                let [buf] = bufs else { return };
+                for i in 0..p.len() {
+                    let mut d = g[i] * scale + wd * p[i];
+                    if mom != 0.0 {
+                        // PyTorch starts the buffer at the first gradient, undamped.
+                        let b = if first {
+                            d
+                        } else {
+                            mom * buf[i] + (1.0 - damp) * d
+                        };
+                        buf[i] = flush_subnormal(b);
+                        d = if nesterov { d + mom * b } else { b };
+                    }
+                    p[i] -= lr * d;
+                }
+            })?;
+        }
+        self.step += 1;
+        Ok(())
+    }
+}
+
+impl TrainOptimizer for Sgd {
+    fn name(&self) -> &'static str {
+        "sgd"
+    }
+    fn step_scaled(&mut self, grads: &GradStore, grad_scale: f32) -> Result<()> {
+        self.apply(grads, grad_scale)
+    }
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr
+    }
+    fn steps(&self) -> u64 {
+        self.step
+    }
+    fn vars(&self) -> &[NamedVar] {
+        &self.vars
+    }
+    fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        self.slots.export(&self.vars, self.step)
+    }
+    fn load_state_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        self.step = self.slots.import(&self.vars, tensors)?;
+        Ok(())
+    }
+}
+
+impl candle_nn::Optimizer for Sgd {
+    type Config = SgdConfig;
+
+    /// Variables are named `param.NNNN` by position; use `from_varmap` to key by name.
+    fn new(vars: Vec<Var>, config: SgdConfig) -> candle_core::Result<Self> {
+        Ok(Self::from_named(super::name_by_position(vars), config))
+    }
+    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
+        self.apply(grads, 1.0)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))
+    }
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr
+    }
+}

@@ -1,0 +1,260 @@
+//! `TrainState`: everything a run has done and where it stands, in one public struct.
+//!
+//! It is saved whole into every checkpoint (`state.bin`), so a resumed run knows exactly
+//! which batch comes next. Fields are plain data: read them at any time as
+//! `trainer.state.*`. Nothing here is derived from anything else, and no two fields can
+//! contradict each other: *where* the run is lives in `phase` alone.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::callbacks::metrics::MetricSet;
+use crate::data_loaders::LoaderState;
+use crate::rng::RngState;
+
+/// Where the state machine stands; see `trainer.rs` for the transitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// The next step plans a train epoch (shuffles) and fires `TrainEpochBegin`.
+    EpochStart,
+    /// Fitting train batches; the next one is `train_data.set_nums_to_process[0]`.
+    Train,
+    /// A validation pass is under way; `then` says where the run goes when it ends.
+    Validate { then: AfterValidation },
+    /// Training is over; nothing more will be fit.
+    Done { reason: DoneReason },
+}
+
+/// Where to go once a validation pass ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AfterValidation {
+    /// Back to the epoch in progress (validation every N batches).
+    Train,
+    /// On to the next epoch (validation at an epoch end).
+    EpochStart,
+    /// The last epoch ended; validation was the last thing to do.
+    Finish,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DoneReason {
+    /// All configured epochs ran.
+    Finished,
+    /// A callback (early stopping, health check, a user) asked to stop.
+    Stopped { by: String, why: String },
+}
+
+/// Metric values over time: one row per train batch, or per validation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// `batches_fit` at each row: the shared x axis of train and validation histories.
+    pub at_batches_fit: Vec<u64>,
+    /// Metric name to one value per row (NaN where a metric had no value).
+    pub metrics: BTreeMap<String, Vec<f64>>,
+}
+
+impl History {
+    /// Appends one row; metrics absent from earlier rows are back-filled with NaN.
+    pub fn push(&mut self, at: u64, values: &[(String, f64)]) {
+        let rows = self.at_batches_fit.len();
+        for (name, value) in values {
+            let column = self
+                .metrics
+                .entry(name.clone())
+                .or_insert_with(|| vec![f64::NAN; rows]);
+            column.push(*value);
+        }
+        self.at_batches_fit.push(at);
+        for column in self.metrics.values_mut() {
+            if column.len() < rows + 1 {
+                column.push(f64::NAN);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.at_batches_fit.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at_batches_fit.is_empty()
+    }
+
+    /// The most recent value of every metric.
+    pub fn latest(&self) -> BTreeMap<String, f64> {
+        self.metrics
+            .iter()
+            .filter_map(|(k, v)| v.last().map(|x| (k.clone(), *x)))
+            .collect()
+    }
+}
+
+/// The best value of the key metric seen in validation so far, and where it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    pub metric: String,
+    pub value: f64,
+    pub epoch: u64,
+    pub batches_fit: u64,
+    pub global_step: u64,
+    /// Index into `val_history` (0-based).
+    pub validation: u64,
+}
+
+/// Positions of every random stream the run draws from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RngStates {
+    pub init: RngState,
+    pub dropout: RngState,
+}
+
+/// Wall-clock totals in seconds, summed over every session of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WallClock {
+    pub train_secs: f64,
+    pub validation_secs: f64,
+    pub checkpoint_secs: f64,
+    pub total_secs: f64,
+    /// How many processes have worked on this run (1 + number of resumes).
+    pub sessions: u64,
+}
+
+/// The whole state of a run. Saved in every checkpoint; read it as `trainer.state`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Train epochs completed.
+    pub epoch: u64,
+    /// Complete passes over the validation set.
+    pub val_epoch: u64,
+    /// Optimizer updates applied (skipped batches do not count).
+    pub global_step: u64,
+    /// Train batches processed, skipped ones included: the x axis of every history.
+    pub batches_fit: u64,
+    /// Validation batches evaluated, over all validations.
+    pub batches_validated: u64,
+    /// Validations completed.
+    pub times_validated: u64,
+    /// Train batches processed in the current epoch.
+    pub batch_in_epoch: u64,
+    /// Name of the set (batch) most recently loaded, e.g. `"12"` or `"12+13"`.
+    pub set_name: String,
+    /// Which data set `set_name` belongs to: `"train"` or `"val"`.
+    pub set_kind: String,
+    /// Where the state machine stands.
+    pub phase: Phase,
+    /// One row per train batch: loss, metrics, `lr`, `grad_norm`.
+    pub train_history: History,
+    /// One row per validation: `val_loss`, `val_accuracy`, ...
+    pub val_history: History,
+    /// `batches_fit` at each epoch end (for plots and for telling epochs apart).
+    pub epoch_ends: Vec<u64>,
+    /// Name of the metric that decides "best" (e.g. `val_loss`).
+    pub key_metric: String,
+    /// Whether a larger key metric is better.
+    pub key_metric_higher_is_better: bool,
+    pub best: Option<Best>,
+    /// Learning rate of the most recent (or upcoming) update.
+    pub learning_rate: f64,
+    /// Global gradient norm of the most recent update, before clipping.
+    pub grad_norm: f64,
+    /// Per-layer gradient norms of the most recent update, by variable name.
+    pub layer_grad_norms: BTreeMap<String, f64>,
+    pub rng: RngStates,
+    /// Train loader position: remaining sets of this epoch, shuffle stream, order.
+    pub train_data: LoaderState,
+    /// Validation loader position.
+    pub val_data: LoaderState,
+    /// Running sums of the validation in progress (empty between validations).
+    pub val_metrics: MetricSet,
+    pub time: WallClock,
+    /// Checkpoints written so far; numbers the next checkpoint directory.
+    pub checkpoints_saved: u64,
+}
+
+impl TrainState {
+    /// True once the run has nothing left to do.
+    pub fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done { .. })
+    }
+
+    /// The latest value of every metric, validation ones prefixed `val_`.
+    pub fn latest_metrics(&self) -> BTreeMap<String, f64> {
+        let mut out = self.train_history.latest();
+        out.extend(self.val_history.latest());
+        out
+    }
+
+    /// Where a stop at this moment would leave the run.
+    pub fn interrupt_status(&self) -> InterruptStatus {
+        match &self.phase {
+            Phase::Done { .. } => InterruptStatus::Finished,
+            Phase::EpochStart if self.batches_fit == 0 => InterruptStatus::NotStarted,
+            Phase::EpochStart => InterruptStatus::BetweenEpochs { epoch: self.epoch },
+            Phase::Train => InterruptStatus::MidTrain {
+                epoch: self.epoch,
+                batch_in_epoch: self.batch_in_epoch,
+                remaining: self.train_data.set_nums_to_process.len() as u64,
+            },
+            Phase::Validate { .. } => InterruptStatus::MidValidation {
+                validation: self.times_validated,
+                batches_done: self.val_data.sets_done.len() as u64,
+                remaining: self.val_data.set_nums_to_process.len() as u64,
+            },
+        }
+    }
+}
+
+/// Where a run stopped, in terms a person understands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InterruptStatus {
+    NotStarted,
+    BetweenEpochs {
+        epoch: u64,
+    },
+    MidTrain {
+        epoch: u64,
+        batch_in_epoch: u64,
+        remaining: u64,
+    },
+    MidValidation {
+        validation: u64,
+        batches_done: u64,
+        remaining: u64,
+    },
+    Finished,
+}
+
+impl std::fmt::Display for InterruptStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InterruptStatus::NotStarted => write!(f, "not started"),
+            InterruptStatus::BetweenEpochs { epoch } => {
+                write!(f, "between epochs (after epoch {epoch})")
+            }
+            InterruptStatus::MidTrain {
+                epoch,
+                batch_in_epoch,
+                remaining,
+            } => write!(
+                f,
+                "mid-train: epoch {}, batch {} done, {} left",
+                epoch + 1,
+                batch_in_epoch,
+                remaining
+            ),
+            InterruptStatus::MidValidation {
+                validation,
+                batches_done,
+                remaining,
+            } => write!(
+                f,
+                "mid-validation #{}: {} batches done, {} left",
+                validation + 1,
+                batches_done,
+                remaining
+            ),
+            InterruptStatus::Finished => write!(f, "finished"),
+        }
+    }
+}
