@@ -646,7 +646,7 @@ impl Trainer {
         let due = match self.config.validate_every {
             Every::Never => false,
             Every::Epochs(n) => last || (n > 0 && self.state.epoch % n == 0),
-            // Batch- and step-based validation also closes each epoch's count.
+            // Batch- and step-based validation also runs once after the last epoch.
             Every::Batches(n) => n > 0 && (last || self.state.batches_fit % n == 0),
             Every::Steps(n) => n > 0 && (last || self.state.global_step % n == 0),
         };
