@@ -4,9 +4,14 @@
 //! change the learning rate, ask to stop, ask for a checkpoint, skip a batch. Callbacks
 //! with memory (early-stopping counters, best values) save it into the checkpoint.
 
+pub mod calibration;
 pub mod metrics;
+pub mod tensorboard_events;
+
+use candle_core::backprop::GradStore;
 
 use crate::error::Result;
+use crate::optim::NamedVar;
 use crate::state::TrainState;
 
 /// Moments of training at which callbacks run, in the order they occur.
@@ -15,6 +20,9 @@ pub enum Stage {
     TrainBegin,
     TrainEpochBegin,
     TrainIterBegin,
+    /// After the backward pass, before the optimizer update: gradients are in
+    /// `TrainerView::grads`; `skip_batch` here skips the update.
+    BeforeStep,
     TrainBatchEnd,
     TrainIterEnd,
     TrainEpochEnd,
@@ -42,15 +50,19 @@ pub struct Control {
     pub stop: Option<(String, String)>,
     /// Write a checkpoint after this stage.
     pub checkpoint: bool,
-    /// At `TrainIterBegin`: do not fit the upcoming batch (it still counts as processed).
+    /// At `TrainIterBegin`: do not fit the upcoming batch; at `BeforeStep` or
+    /// `Exception`: do not apply its update. The batch still counts as processed.
     pub skip_batch: bool,
     /// Use this learning rate from the next update on (overrides the schedule).
     pub learning_rate: Option<f64>,
 }
 
-/// What a callback sees: the state (read-only) and the controls.
+/// What a callback sees: the state, the model's variables (by name) and, from
+/// `BeforeStep` to `TrainIterEnd`, the gradients of the current batch; plus the controls.
 pub struct TrainerView<'a> {
     pub state: &'a TrainState,
+    pub vars: &'a [NamedVar],
+    pub grads: Option<&'a GradStore>,
     pub control: &'a mut Control,
 }
 

@@ -10,7 +10,10 @@ use crate::rng::RngStream;
 /// Targets of an in-memory data set.
 #[derive(Debug, Clone)]
 pub enum Targets {
-    Classes { labels: Vec<u32>, num_classes: usize },
+    Classes {
+        labels: Vec<u32>,
+        num_classes: usize,
+    },
     Values(Vec<f32>),
 }
 
@@ -72,7 +75,11 @@ impl InMemoryData {
             num_classes,
         } = &self.targets
         {
-            if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= *num_classes) {
+            if let Some((i, l)) = labels
+                .iter()
+                .enumerate()
+                .find(|(_, l)| **l as usize >= *num_classes)
+            {
                 return Err(Error::Data(format!(
                     "{}: label {l} of sample {i} is not below the class count {num_classes}",
                     self.name
@@ -159,16 +166,18 @@ impl DataLoader for InMemoryData {
             state.rng = rng.state();
             state.order = order;
         }
-        state.set_nums_to_process = (0..self.num_batches(state)).map(|i| i.to_string()).collect();
+        state.set_nums_to_process = (0..self.num_batches(state))
+            .map(|i| i.to_string())
+            .collect();
         state.sets_done.clear();
         state.epoch += 1;
         Ok(())
     }
 
     fn load(&self, state: &LoaderState, set_name: &str, device: &Device) -> Result<Batch> {
-        let i: usize = set_name.parse().map_err(|_| {
-            Error::Data(format!("{}: no set named {set_name:?}", self.name))
-        })?;
+        let i: usize = set_name
+            .parse()
+            .map_err(|_| Error::Data(format!("{}: no set named {set_name:?}", self.name)))?;
         let n = self.num_samples();
         let start = i * state.batch_size;
         if start >= n {

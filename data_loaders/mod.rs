@@ -6,20 +6,21 @@
 //! batch, which is what makes resume (and skipping or repeating a set by editing
 //! `set_nums_to_process`) exact.
 
+pub mod array;
+pub mod csv_file;
+pub mod idx;
 mod in_memory;
+pub mod npy;
+pub mod safetensors_file;
 
-pub use in_memory::InMemoryData;
+pub use array::{ArrayData, FormatError};
+pub use in_memory::{InMemoryData, Targets};
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::rng::{RngState, RngStream};
-
-/// Error from reading a data file; names the file and the numbers involved.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct FormatError(pub String);
 
 /// Position of a loader: which sets remain in this epoch, and its shuffle stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -104,8 +104,9 @@ fn safetensors_bytes(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
     let st: Vec<(String, safetensors::tensor::TensorView)> = data
         .iter()
         .map(|(n, dtype, shape, bytes)| {
-            let view = safetensors::tensor::TensorView::new(st_dtype(*dtype)?, shape.clone(), bytes)
-                .map_err(|e| Error::Optimizer(format!("tensor {n}: {e}")))?;
+            let view =
+                safetensors::tensor::TensorView::new(st_dtype(*dtype)?, shape.clone(), bytes)
+                    .map_err(|e| Error::Optimizer(format!("tensor {n}: {e}")))?;
             Ok((n.clone(), view))
         })
         .collect::<Result<_>>()?;
@@ -130,13 +131,37 @@ fn tensor_le_bytes(t: &Tensor) -> Result<Vec<u8>> {
     use candle_core::DType as C;
     let flat = t.flatten_all()?;
     Ok(match t.dtype() {
-        C::F32 => flat.to_vec1::<f32>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        C::F64 => flat.to_vec1::<f64>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        C::F16 => flat.to_vec1::<half::f16>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        C::BF16 => flat.to_vec1::<half::bf16>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        C::F32 => flat
+            .to_vec1::<f32>()?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        C::F64 => flat
+            .to_vec1::<f64>()?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        C::F16 => flat
+            .to_vec1::<half::f16>()?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        C::BF16 => flat
+            .to_vec1::<half::bf16>()?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
         C::U8 => flat.to_vec1::<u8>()?,
-        C::U32 => flat.to_vec1::<u32>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        C::I64 => flat.to_vec1::<i64>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        C::U32 => flat
+            .to_vec1::<u32>()?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        C::I64 => flat
+            .to_vec1::<i64>()?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
         other => return Err(Error::Optimizer(format!("cannot save dtype {other:?}"))),
     })
 }
@@ -175,7 +200,10 @@ pub fn decode_state(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
         });
     }
     if bytes.len() < HEADER_LEN {
-        return Err(corrupt(format!("header truncated at {} bytes", bytes.len())));
+        return Err(corrupt(format!(
+            "header truncated at {} bytes",
+            bytes.len()
+        )));
     }
     let mut len8 = [0u8; 8];
     len8.copy_from_slice(&bytes[12..20]);
@@ -292,12 +320,14 @@ pub fn load(dir: &Path) -> Result<LoadedCheckpoint> {
     let mut maps = Vec::new();
     for file in [MODEL_FILE, OPTIMIZER_FILE, CARRIED_FILE] {
         let path = dir.join(file);
-        let digest = meta.files.iter().find(|d| d.name == file).ok_or_else(|| {
-            Error::CorruptCheckpoint {
-                path: state_path.clone(),
-                reason: format!("no digest recorded for {file}"),
-            }
-        })?;
+        let digest =
+            meta.files
+                .iter()
+                .find(|d| d.name == file)
+                .ok_or_else(|| Error::CorruptCheckpoint {
+                    path: state_path.clone(),
+                    reason: format!("no digest recorded for {file}"),
+                })?;
         let bytes = fs::read(&path).map_err(|e| Error::CorruptCheckpoint {
             path: path.clone(),
             reason: e.to_string(),
@@ -338,7 +368,10 @@ pub fn load(dir: &Path) -> Result<LoadedCheckpoint> {
 /// run directory `path`. Damaged checkpoints that are skipped are reported on stderr.
 pub fn load_latest(path: &Path) -> Result<LoadedCheckpoint> {
     if !path.exists() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        ));
     }
     if path.join(STATE_FILE).is_file() {
         return load(path);

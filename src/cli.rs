@@ -52,7 +52,10 @@ fn parse_args(args: &[String]) -> Result<Args> {
             positional.push(a.clone());
         }
     }
-    Ok(Args { positional, options })
+    Ok(Args {
+        positional,
+        options,
+    })
 }
 
 impl Args {
@@ -69,8 +72,9 @@ impl Args {
     fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>> {
         self.value(name)
             .map(|v| {
-                v.parse()
-                    .map_err(|_| Error::Usage(format!("{name} {v:?}: expected a non-negative integer")))
+                v.parse().map_err(|_| {
+                    Error::Usage(format!("{name} {v:?}: expected a non-negative integer"))
+                })
             })
             .transpose()
     }
@@ -107,7 +111,10 @@ fn threads_from_env_or(args: &Args, configured: usize) -> Result<usize> {
     if let Some(n) = args.number::<usize>("--threads")? {
         return Ok(n);
     }
-    if let Some(n) = std::env::var("CANDLE_NUM_THREADS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("CANDLE_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         return Ok(n);
     }
     Ok(configured)
@@ -117,7 +124,11 @@ fn train(args: &Args) -> Result<i32> {
     let mut job = match args.positional.as_slice() {
         [] => JobConfig::default(),
         [path] => JobConfig::from_file(Path::new(path))?,
-        more => return Err(Error::Usage(format!("train takes at most one CONFIG, got {more:?}"))),
+        more => {
+            return Err(Error::Usage(format!(
+                "train takes at most one CONFIG, got {more:?}"
+            )))
+        }
     };
     let explicit_dir = args.value("--run-dir").map(PathBuf::from);
     if let Some(n) = args.number("--epochs")? {
@@ -154,14 +165,19 @@ fn train(args: &Args) -> Result<i32> {
 
 fn resume(args: &Args) -> Result<i32> {
     let [path] = args.positional.as_slice() else {
-        return Err(Error::Usage("resume takes exactly one PATH (run or checkpoint directory)".into()));
+        return Err(Error::Usage(
+            "resume takes exactly one PATH (run or checkpoint directory)".into(),
+        ));
     };
     set_threads(threads_from_env_or(args, 0)?);
     let mut trainer = Trainer::resume(path)?;
     println!(
         "resuming {} from {} ({})",
         trainer.config.run_dir.display(),
-        trainer.last_checkpoint().map(|p| p.display().to_string()).unwrap_or_default(),
+        trainer
+            .last_checkpoint()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         trainer.interrupt_status()
     );
     fit_and_report(&mut trainer)
@@ -208,13 +224,23 @@ fn fit_and_report(trainer: &mut Trainer) -> Result<i32> {
             print!("{}", trainer.info());
             println!(
                 "finished: checkpoint {}\nrun directory: {}",
-                trainer.last_checkpoint().map(|p| p.display().to_string()).unwrap_or_default(),
+                trainer
+                    .last_checkpoint()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
                 dir.display()
             );
             Ok(0)
         }
-        Outcome::Stopped { by, why, checkpoint } => {
-            println!("stopped by {by}: {why}\ncheckpoint: {}", checkpoint.display());
+        Outcome::Stopped {
+            by,
+            why,
+            checkpoint,
+        } => {
+            println!(
+                "stopped by {by}: {why}\ncheckpoint: {}",
+                checkpoint.display()
+            );
             Ok(0)
         }
         Outcome::Interrupted { checkpoint } => {
@@ -243,7 +269,12 @@ pub fn inspect_json(checkpoint: &Path, state: &TrainState) -> serde_json::Value 
     let metrics: serde_json::Map<String, serde_json::Value> = state
         .latest_metrics()
         .into_iter()
-        .map(|(k, v)| (k, serde_json::json!(if v.is_finite() { Some(v) } else { None })))
+        .map(|(k, v)| {
+            (
+                k,
+                serde_json::json!(if v.is_finite() { Some(v) } else { None }),
+            )
+        })
         .collect();
     serde_json::json!({
         "checkpoint": checkpoint.display().to_string(),
@@ -278,17 +309,27 @@ fn inspect(args: &Args) -> Result<i32> {
         println!("{}", inspect_json(&ckpt.dir, state));
     } else {
         println!("checkpoint {}", ckpt.dir.display());
-        println!("model {}  optimizer {}", ckpt.meta.model_name, ckpt.meta.optimizer_name);
+        println!(
+            "model {}  optimizer {}",
+            ckpt.meta.model_name, ckpt.meta.optimizer_name
+        );
         println!("status {}", state.interrupt_status());
         println!(
             "epoch {}  global_step {}  batches_fit {}  batches_validated {}  times_validated {}",
-            state.epoch, state.global_step, state.batches_fit, state.batches_validated, state.times_validated
+            state.epoch,
+            state.global_step,
+            state.batches_fit,
+            state.batches_validated,
+            state.times_validated
         );
         for (k, v) in state.latest_metrics() {
             println!("  {k:<16} {v:.6}");
         }
         if let Some(b) = &state.best {
-            println!("best {} = {:.6} at epoch {} (batches_fit {})", b.metric, b.value, b.epoch, b.batches_fit);
+            println!(
+                "best {} = {:.6} at epoch {} (batches_fit {})",
+                b.metric, b.value, b.epoch, b.batches_fit
+            );
         }
     }
     Ok(0)

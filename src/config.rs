@@ -17,7 +17,8 @@ use crate::rng::{RngStream, StreamId};
 use crate::trainer::{TrainConfig, Trainer};
 
 /// The UCI optical digits set (1797 x 64 pixels 0-16, label last), embedded in the binary.
-pub const DIGITS_CSV_GZ: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.csv.gz"));
+pub const DIGITS_CSV_GZ: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.csv.gz"));
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -158,7 +159,10 @@ impl JobConfig {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err(Error::config(field, format!("{v} must be a positive number")))
+                Err(Error::config(
+                    field,
+                    format!("{v} must be a positive number"),
+                ))
             }
         };
         positive("optimizer.lr", self.optimizer.lr)?;
@@ -181,7 +185,10 @@ impl JobConfig {
             ));
         }
         if self.model.kind != "mlp" {
-            return Err(Error::config("model.kind", format!("{:?} is not one of: mlp", self.model.kind)));
+            return Err(Error::config(
+                "model.kind",
+                format!("{:?} is not one of: mlp", self.model.kind),
+            ));
         }
         parse_device(&self.device)?;
         Ok(())
@@ -189,11 +196,18 @@ impl JobConfig {
 
     fn load_data(&self) -> Result<InMemoryData> {
         let (bytes, name) = if self.data.source == "digits" {
-            (gunzip(DIGITS_CSV_GZ, Path::new("assets/digits.csv.gz"))?, "digits".to_string())
+            (
+                gunzip(DIGITS_CSV_GZ, Path::new("assets/digits.csv.gz"))?,
+                "digits".to_string(),
+            )
         } else {
             let path = Path::new(&self.data.source);
             let raw = std::fs::read(path).at(path)?;
-            let bytes = if self.data.source.ends_with(".gz") { gunzip(&raw, path)? } else { raw };
+            let bytes = if self.data.source.ends_with(".gz") {
+                gunzip(&raw, path)?
+            } else {
+                raw
+            };
             (bytes, self.data.source.clone())
         };
         parse_labelled_csv(&bytes, &name, self.data.scale)
@@ -239,7 +253,11 @@ impl JobConfig {
             )),
             _ => Box::new(AdamW::from_varmap(model.varmap(), adam)),
         };
-        let val: Option<Box<dyn DataLoader>> = if val.num_samples() > 0 { Some(Box::new(val)) } else { None };
+        let val: Option<Box<dyn DataLoader>> = if val.num_samples() > 0 {
+            Some(Box::new(val))
+        } else {
+            None
+        };
         let mut builder = Trainer::builder_boxed(Box::new(model), optimizer)
             .boxed_data(Box::new(train), val)
             .config(self.train.clone())
@@ -262,9 +280,16 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "auto" => Ok(Device::cuda_if_available(0)?),
         s if s == "cuda" || s.starts_with("cuda:") => {
-            let n: usize = s.strip_prefix("cuda:").unwrap_or("0").parse().map_err(|_| {
-                Error::config("device", format!("{s:?}: expected cuda:N with N a GPU index"))
-            })?;
+            let n: usize = s
+                .strip_prefix("cuda:")
+                .unwrap_or("0")
+                .parse()
+                .map_err(|_| {
+                    Error::config(
+                        "device",
+                        format!("{s:?}: expected cuda:N with N a GPU index"),
+                    )
+                })?;
             if !candle_core::utils::cuda_is_available() {
                 return Err(Error::config(
                     "device",
@@ -273,7 +298,10 @@ pub fn parse_device(spec: &str) -> Result<Device> {
             }
             Device::new_cuda(n).map_err(|e| Error::config("device", format!("{s}: {e}")))
         }
-        other => Err(Error::config("device", format!("{other:?} is not one of cpu, cuda:N, auto"))),
+        other => Err(Error::config(
+            "device",
+            format!("{other:?} is not one of cpu, cuda:N, auto"),
+        )),
     }
 }
 
@@ -287,11 +315,16 @@ fn gunzip(bytes: &[u8], origin: &Path) -> Result<Vec<u8>> {
 
 /// Numeric CSV, no header, class label (a non-negative integer) in the last column.
 fn parse_labelled_csv(bytes: &[u8], name: &str, scale: f32) -> Result<InMemoryData> {
-    let text = std::str::from_utf8(bytes).map_err(|e| Error::Data(format!("{name}: not UTF-8: {e}")))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| Error::Data(format!("{name}: not UTF-8: {e}")))?;
     let mut features = Vec::new();
     let mut labels = Vec::new();
     let mut width = None;
-    for (line_no, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (line_no, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if *width.get_or_insert(fields.len()) != fields.len() || fields.len() < 2 {
             return Err(Error::Data(format!(
@@ -303,13 +336,20 @@ fn parse_labelled_csv(bytes: &[u8], name: &str, scale: f32) -> Result<InMemoryDa
         }
         for (col, f) in fields[..fields.len() - 1].iter().enumerate() {
             let v: f32 = f.parse().map_err(|_| {
-                Error::Data(format!("{name} line {} column {}: {f:?} is not a number", line_no + 1, col + 1))
+                Error::Data(format!(
+                    "{name} line {} column {}: {f:?} is not a number",
+                    line_no + 1,
+                    col + 1
+                ))
             })?;
             features.push(v * scale);
         }
         let label = fields[fields.len() - 1];
         let l: u32 = label.parse().map_err(|_| {
-            Error::Data(format!("{name} line {}: label {label:?} is not a class index", line_no + 1))
+            Error::Data(format!(
+                "{name} line {}: label {label:?} is not a class index",
+                line_no + 1
+            ))
         })?;
         labels.push(l);
     }

@@ -49,6 +49,12 @@ pub enum Error {
     #[error(transparent)]
     Format(#[from] crate::data_loaders::FormatError),
 
+    #[error("metrics: {0}")]
+    Metric(#[from] crate::callbacks::metrics::MetricError),
+
+    #[error("tensorboard: {0}")]
+    TensorBoard(#[from] crate::callbacks::tensorboard_events::TbError),
+
     #[error("optimizer state: {0}")]
     Optimizer(String),
 

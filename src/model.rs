@@ -55,7 +55,9 @@ pub fn uniform_var(
     device: &Device,
 ) -> Result<Var> {
     let n: usize = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| (rng.uniform_f32() * 2.0 - 1.0) * bound).collect();
+    let values: Vec<f32> = (0..n)
+        .map(|_| (rng.uniform_f32() * 2.0 - 1.0) * bound)
+        .collect();
     let var = Var::from_tensor(&Tensor::from_vec(values, shape, device)?)?;
     varmap
         .data()
@@ -72,7 +74,13 @@ pub fn dropout(x: &Tensor, p: f32, ctx: &mut ForwardCtx) -> Result<Tensor> {
     }
     let scale = 1.0 / (1.0 - p);
     let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| if ctx.dropout_rng.uniform_f32() >= p { scale } else { 0.0 })
+        .map(|_| {
+            if ctx.dropout_rng.uniform_f32() >= p {
+                scale
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
     Ok(x.mul(&mask)?)
@@ -100,10 +108,16 @@ impl Mlp {
     /// PyTorch's default `Linear` init: weights and biases uniform in ±1/sqrt(fan_in).
     pub fn new(config: MlpConfig, init_rng: &mut RngStream, device: &Device) -> Result<Self> {
         if config.inputs == 0 || config.outputs == 0 || config.hidden.contains(&0) {
-            return Err(Error::config("model", format!("layer sizes must be positive: {config:?}")));
+            return Err(Error::config(
+                "model",
+                format!("layer sizes must be positive: {config:?}"),
+            ));
         }
         if !(0.0..1.0).contains(&config.dropout) {
-            return Err(Error::config("model.dropout", format!("{} is not in [0, 1)", config.dropout)));
+            return Err(Error::config(
+                "model.dropout",
+                format!("{} is not in [0, 1)", config.dropout),
+            ));
         }
         let varmap = VarMap::new();
         let mut sizes = vec![config.inputs];
@@ -112,8 +126,22 @@ impl Mlp {
         let mut layers = Vec::new();
         for (i, w) in sizes.windows(2).enumerate() {
             let bound = 1.0 / (w[0] as f32).sqrt();
-            let weight = uniform_var(&varmap, &format!("layers.{i}.weight"), &[w[1], w[0]], bound, init_rng, device)?;
-            let bias = uniform_var(&varmap, &format!("layers.{i}.bias"), &[w[1]], bound, init_rng, device)?;
+            let weight = uniform_var(
+                &varmap,
+                &format!("layers.{i}.weight"),
+                &[w[1], w[0]],
+                bound,
+                init_rng,
+                device,
+            )?;
+            let bias = uniform_var(
+                &varmap,
+                &format!("layers.{i}.bias"),
+                &[w[1]],
+                bound,
+                init_rng,
+                device,
+            )?;
             layers.push((weight, bias));
         }
         Ok(Self {
@@ -144,7 +172,9 @@ impl Model for Mlp {
         let mut h = x.flatten_from(1)?.to_dtype(DType::F32)?;
         let last = self.layers.len() - 1;
         for (i, (w, b)) in self.layers.iter().enumerate() {
-            h = h.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?;
+            h = h
+                .matmul(&w.as_tensor().t()?)?
+                .broadcast_add(b.as_tensor())?;
             if i < last {
                 h = h.relu()?;
                 h = dropout(&h, self.config.dropout, ctx)?;

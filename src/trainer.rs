@@ -25,7 +25,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::callbacks::metrics::MetricSet;
+use crate::callbacks::metrics::{Direction, Metric, MetricSet};
 use crate::callbacks::{Callback, Control, Stage, StageClosure, TrainerView};
 use crate::checkpoint::{self, CheckpointMeta, CheckpointTensors, LoadedCheckpoint};
 use crate::config::JobConfig;
@@ -35,7 +35,9 @@ use crate::interrupt::{signal_handle, InterruptHandle};
 use crate::model::{parameter_count, ForwardCtx, Model, Task};
 use crate::optim::{clip_scale, grad_sq_norms, Schedule, TrainOptimizer};
 use crate::rng::{RngStream, StreamId};
-use crate::state::{AfterValidation, Best, DoneReason, History, Phase, RngStates, TrainState, WallClock};
+use crate::state::{
+    AfterValidation, Best, DoneReason, History, Phase, RngStates, TrainState, WallClock,
+};
 
 /// How often something happens. `Never` switches it off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +63,10 @@ pub struct TrainConfig {
     pub checkpoint_every: Every,
     /// Checkpoints kept in `checkpoints/`; older ones are deleted.
     pub keep_last: usize,
+    /// Metrics computed per train batch and per validation (`loss`, `accuracy`,
+    /// `top5_accuracy`, `f1_macro`, `roc_auc`, `mse`, `r2`, ...). Empty: `loss` and
+    /// `accuracy` for classification, `loss`, `mse`, `mae`, `r2` for regression.
+    pub metrics: Vec<String>,
     /// Metric deciding "best", e.g. `val_loss` or `val_accuracy`.
     pub key_metric: String,
     /// Learning-rate schedule over optimizer steps (base rate: the optimizer's own).
@@ -80,6 +86,7 @@ impl Default for TrainConfig {
             validate_every: Every::Epochs(1),
             checkpoint_every: Every::Epochs(1),
             keep_last: 3,
+            metrics: Vec::new(),
             key_metric: "val_loss".into(),
             schedule: Schedule::Constant,
             clip_grad_norm: None,
@@ -103,10 +110,36 @@ pub enum Outcome {
     },
 }
 
-/// Whether a larger value of `metric` is better, judged from its name.
+/// Whether a larger value of `metric` is better: known metrics say so themselves; for
+/// other names, anything that sounds like a loss or an error is minimised.
 pub fn higher_is_better(metric: &str) -> bool {
     let m = metric.strip_prefix("val_").unwrap_or(metric);
-    !(m.contains("loss") || m == "mse" || m == "mae" || m.contains("error"))
+    match Metric::from_name(m) {
+        Ok(known) => known.direction() == Direction::Max,
+        Err(_) => !(m.contains("loss") || m.contains("error")),
+    }
+}
+
+/// The metric set a task computes, from the configured names.
+fn metric_template(task: Task, names: &[String]) -> Result<MetricSet> {
+    let (defaults, classes): (&[Metric], usize) = match task {
+        Task::Classification { num_classes } => (&[Metric::Loss, Metric::Accuracy], num_classes),
+        Task::Regression => (&[Metric::Loss, Metric::Mse, Metric::Mae, Metric::R2], 0),
+    };
+    let metrics: Vec<Metric> = if names.is_empty() {
+        defaults.to_vec()
+    } else {
+        let mut m = vec![Metric::Loss];
+        for n in names {
+            let metric =
+                Metric::from_name(n).map_err(|e| Error::config("train.metrics", e.to_string()))?;
+            if !m.contains(&metric) {
+                m.push(metric);
+            }
+        }
+        m
+    };
+    MetricSet::new(&metrics, classes).map_err(|e| Error::config("train.metrics", e.to_string()))
 }
 
 /// Builds a [`Trainer`] from parts made in code.
@@ -135,7 +168,11 @@ impl TrainerBuilder {
         self.val_data = Some(Box::new(d));
         self
     }
-    pub fn boxed_data(mut self, train: Box<dyn DataLoader>, val: Option<Box<dyn DataLoader>>) -> Self {
+    pub fn boxed_data(
+        mut self,
+        train: Box<dyn DataLoader>,
+        val: Option<Box<dyn DataLoader>>,
+    ) -> Self {
         self.train_data = Some(train);
         self.val_data = val;
         self
@@ -230,6 +267,7 @@ impl TrainerBuilder {
             &RngStream::new(seed, StreamId::ValShuffle),
         );
         let key_metric = self.config.key_metric.clone();
+        let metrics = metric_template(task, &self.config.metrics)?;
         let state = TrainState {
             epoch: 0,
             val_epoch: 0,
@@ -256,7 +294,7 @@ impl TrainerBuilder {
             },
             train_data: train_state,
             val_data: val_state,
-            val_metrics: MetricSet::default(),
+            val_metrics: metrics.clone(),
             time: WallClock::default(),
             checkpoints_saved: 0,
         };
@@ -270,12 +308,14 @@ impl TrainerBuilder {
             model: self.model,
             optimizer: self.optimizer,
             base_lr,
+            metrics,
             train_data,
             val_data: self.val_data,
             callbacks: Vec::new(),
             dropout_rng,
             interrupt: InterruptHandle::default(),
             control: Control::default(),
+            grads: None,
             callback_error: None,
             saved_at: None,
             last_checkpoint: None,
@@ -295,12 +335,16 @@ pub struct Trainer {
     optimizer: Box<dyn TrainOptimizer>,
     /// The optimizer's rate before any schedule; schedules scale from it.
     base_lr: f64,
+    /// Empty metric set cloned for every batch and validation.
+    metrics: MetricSet,
     train_data: Box<dyn DataLoader>,
     val_data: Option<Box<dyn DataLoader>>,
     callbacks: Vec<Box<dyn Callback>>,
     dropout_rng: RngStream,
     interrupt: InterruptHandle,
     control: Control,
+    /// Gradients of the batch being fit, kept from `BeforeStep` to `TrainIterEnd`.
+    grads: Option<candle_core::backprop::GradStore>,
     /// First callback failure of the current transition, acted on once it completes.
     callback_error: Option<Error>,
     /// `(batches_fit, batches_validated, phase)` of the last checkpoint, to not save twice.
@@ -311,11 +355,17 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn builder(model: impl Model + 'static, optimizer: impl TrainOptimizer + 'static) -> TrainerBuilder {
+    pub fn builder(
+        model: impl Model + 'static,
+        optimizer: impl TrainOptimizer + 'static,
+    ) -> TrainerBuilder {
         Self::builder_boxed(Box::new(model), Box::new(optimizer))
     }
 
-    pub fn builder_boxed(model: Box<dyn Model>, optimizer: Box<dyn TrainOptimizer>) -> TrainerBuilder {
+    pub fn builder_boxed(
+        model: Box<dyn Model>,
+        optimizer: Box<dyn TrainOptimizer>,
+    ) -> TrainerBuilder {
         TrainerBuilder {
             model,
             optimizer,
@@ -377,7 +427,8 @@ impl Trainer {
                     v.var.dims()
                 )));
             }
-            v.var.set(&t.to_device(&self.device)?.to_dtype(v.var.dtype())?)?;
+            v.var
+                .set(&t.to_device(&self.device)?.to_dtype(v.var.dtype())?)?;
         }
         self.optimizer
             .load_state_tensors(&ckpt.optimizer)
@@ -505,7 +556,11 @@ impl Trainer {
                 self.take_callback_error()?;
                 return Ok(match reason {
                     DoneReason::Finished => Outcome::Finished,
-                    DoneReason::Stopped { by, why } => Outcome::Stopped { by, why, checkpoint },
+                    DoneReason::Stopped { by, why } => Outcome::Stopped {
+                        by,
+                        why,
+                        checkpoint,
+                    },
                 });
             }
             if self.interrupted() {
@@ -548,7 +603,9 @@ impl Trainer {
                 self.fire(Stage::TrainEpochBegin);
                 Ok(())
             }
-            Phase::Train if self.state.train_data.set_nums_to_process.is_empty() => self.end_epoch(),
+            Phase::Train if self.state.train_data.set_nums_to_process.is_empty() => {
+                self.end_epoch()
+            }
             Phase::Train => self.train_iteration(),
             Phase::Validate { then } if self.state.val_data.set_nums_to_process.is_empty() => {
                 self.end_validation(then)
@@ -566,8 +623,13 @@ impl Trainer {
         self.state.set_kind = "train".into();
         let mut row: Vec<(String, f64)> = Vec::new();
         if !self.control.skip_batch {
-            let batch = self.train_data.load(&self.state.train_data, &name, &self.device)?;
-            let lr = self.config.schedule.lr_at(self.base_lr, self.state.global_step);
+            let batch = self
+                .train_data
+                .load(&self.state.train_data, &name, &self.device)?;
+            let lr = self
+                .config
+                .schedule
+                .lr_at(self.base_lr, self.state.global_step);
             self.optimizer.set_learning_rate(lr);
             let mut ctx = ForwardCtx {
                 train: true,
@@ -582,16 +644,27 @@ impl Trainer {
                 if self.control.stop.is_none() && !self.control.skip_batch {
                     self.control.stop = Some((
                         "trainer".into(),
-                        format!("loss is {loss_value} at batch {name} (step {})", self.state.global_step),
+                        format!(
+                            "loss is {loss_value} at batch {name} (step {})",
+                            self.state.global_step
+                        ),
                     ));
                 }
             } else {
                 let grads = loss.backward()?;
                 let sq = grad_sq_norms(self.optimizer.vars(), &grads)?;
                 let global = sq.iter().sum::<f64>().sqrt();
-                let scale = clip_scale(global, self.config.clip_grad_norm);
-                self.optimizer.step_scaled(&grads, scale)?;
-                self.state.global_step += 1;
+                self.grads = Some(grads);
+                self.fire(Stage::BeforeStep);
+                let grads = self
+                    .grads
+                    .as_ref()
+                    .ok_or_else(|| Error::Optimizer("gradients vanished".into()))?;
+                if !self.control.skip_batch {
+                    let scale = clip_scale(global, self.config.clip_grad_norm);
+                    self.optimizer.step_scaled(grads, scale)?;
+                    self.state.global_step += 1;
+                }
                 self.state.learning_rate = lr;
                 self.state.grad_norm = global;
                 self.state.layer_grad_norms = self
@@ -601,7 +674,7 @@ impl Trainer {
                     .zip(&sq)
                     .map(|(v, s)| (v.name.clone(), s.sqrt()))
                     .collect();
-                let mut m = MetricSet::default();
+                let mut m = self.metrics.clone();
                 self.update_metrics(&mut m, loss_value, &output, &batch.y)?;
                 row = m.compute();
                 row.push(("lr".into(), lr));
@@ -618,6 +691,7 @@ impl Trainer {
         self.tick();
         self.fire(Stage::TrainBatchEnd);
         self.fire(Stage::TrainIterEnd);
+        self.grads = None;
         let due = match self.config.validate_every {
             Every::Batches(n) => n > 0 && self.state.batches_fit % n == 0,
             Every::Steps(n) => n > 0 && self.state.global_step % n == 0 && !row.is_empty(),
@@ -674,7 +748,7 @@ impl Trainer {
             return Ok(());
         };
         val.plan_epoch(&mut self.state.val_data)?;
-        self.state.val_metrics = MetricSet::default();
+        self.state.val_metrics = self.metrics.clone();
         self.state.phase = Phase::Validate { then };
         self.fire(Stage::ValBegin);
         Ok(())
@@ -683,7 +757,9 @@ impl Trainer {
     fn val_iteration(&mut self) -> Result<()> {
         let started = Instant::now();
         let Some(val) = &self.val_data else {
-            return Err(Error::Data("validation phase without validation data".into()));
+            return Err(Error::Data(
+                "validation phase without validation data".into(),
+            ));
         };
         let name = self.state.val_data.set_nums_to_process.remove(0);
         let batch = val.load(&self.state.val_data, &name, &self.device)?;
@@ -719,7 +795,7 @@ impl Trainer {
         self.state.val_history.push(self.state.batches_fit, &values);
         self.state.times_validated += 1;
         self.state.val_epoch += 1;
-        self.state.val_metrics = MetricSet::default();
+        self.state.val_metrics.reset();
         self.update_best(&values);
         self.state.phase = match then {
             AfterValidation::Train => Phase::Train,
@@ -757,17 +833,26 @@ impl Trainer {
         }
     }
 
-    fn update_metrics(&self, m: &mut MetricSet, mean_loss: f64, output: &Tensor, y: &Tensor) -> Result<()> {
+    fn update_metrics(
+        &self,
+        m: &mut MetricSet,
+        mean_loss: f64,
+        output: &Tensor,
+        y: &Tensor,
+    ) -> Result<()> {
         let n = output.dims().first().copied().unwrap_or(0);
-        let scores = output.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let scores = output
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         match self.task {
             Task::Classification { num_classes } => {
                 let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-                m.update_classification(mean_loss * n as f64, &scores, num_classes, &targets);
+                m.update_classification(mean_loss * n as f64, &scores, num_classes, &targets)?;
             }
             Task::Regression => {
                 let targets = y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                m.update_regression(mean_loss * n as f64, &scores, &targets);
+                m.update_regression(mean_loss * n as f64, &scores, &targets)?;
             }
         }
         Ok(())
@@ -795,6 +880,8 @@ impl Trainer {
         for cb in self.callbacks.iter_mut() {
             let mut view = TrainerView {
                 state: &self.state,
+                vars: self.optimizer.vars(),
+                grads: self.grads.as_ref(),
                 control: &mut self.control,
             };
             if let Err(e) = cb.on_stage(stage, &mut view) {
@@ -900,7 +987,10 @@ impl Trainer {
 /// The run directory a checkpoint directory belongs to (`RUN/checkpoints/ckpt-N`).
 pub fn run_dir_of(ckpt_dir: &Path) -> PathBuf {
     match ckpt_dir.parent() {
-        Some(p) if p.file_name().is_some_and(|n| n == checkpoint::CHECKPOINTS_DIR) => {
+        Some(p)
+            if p.file_name()
+                .is_some_and(|n| n == checkpoint::CHECKPOINTS_DIR) =>
+        {
             p.parent().map(Path::to_path_buf).unwrap_or_default()
         }
         _ => ckpt_dir.to_path_buf(),

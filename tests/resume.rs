@@ -80,8 +80,14 @@ fn stop_at_every_transition_and_resume_is_bitwise_identical() {
         let mut resumed = Trainer::resume(&run).unwrap();
         assert_eq!(resumed.last_checkpoint(), Some(checkpoint.as_path()));
         assert_eq!(resumed.fit().unwrap(), Outcome::Finished, "k={k}");
-        assert!(state_bytes(&resumed.state) == reference.state, "k={k}: state differs");
-        assert!(tensor_bytes(&run) == reference.tensors, "k={k}: weights or optimizer differ");
+        assert!(
+            state_bytes(&resumed.state) == reference.state,
+            "k={k}: state differs"
+        );
+        assert!(
+            tensor_bytes(&run) == reference.tensors,
+            "k={k}: weights or optimizer differ"
+        );
         std::fs::remove_dir_all(&run).unwrap();
     }
     // Stops inside every validation pass were exercised: 0, 1, 2 and 3 batches done.

@@ -70,7 +70,11 @@ impl AdamCore {
         } else {
             1.0
         };
-        let l2 = if self.decoupled { 0.0 } else { c.weight_decay as f32 };
+        let l2 = if self.decoupled {
+            0.0
+        } else {
+            c.weight_decay as f32
+        };
         for (v, bufs) in self.vars.iter().zip(self.slots.buffers.iter_mut()) {
             let Some(g) = grads.get(v.var.as_tensor()) else {
                 continue;
@@ -162,5 +166,15 @@ macro_rules! adam_type {
     };
 }
 
-adam_type!(Adam, "adam", false, "Adam with L2 weight decay added to the gradient.");
-adam_type!(AdamW, "adamw", true, "AdamW: Adam with decoupled weight decay.");
+adam_type!(
+    Adam,
+    "adam",
+    false,
+    "Adam with L2 weight decay added to the gradient."
+);
+adam_type!(
+    AdamW,
+    "adamw",
+    true,
+    "AdamW: Adam with decoupled weight decay."
+);

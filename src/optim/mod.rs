@@ -86,7 +86,12 @@ impl Slots {
     pub fn new(names: &'static [&'static str], vars: &[NamedVar]) -> Self {
         let buffers = vars
             .iter()
-            .map(|v| names.iter().map(|_| vec![0f32; v.var.elem_count()]).collect())
+            .map(|v| {
+                names
+                    .iter()
+                    .map(|_| vec![0f32; v.var.elem_count()])
+                    .collect()
+            })
             .collect();
         Self { names, buffers }
     }
@@ -154,7 +159,8 @@ pub(crate) fn update_in_place(
         let mut p = var.flatten_all()?.to_vec1::<f32>()?;
         let g = grad.flatten_all()?.to_vec1::<f32>()?;
         update(&mut p, &g, slots);
-        let t = Tensor::from_vec(p, var.shape(), &candle_core::Device::Cpu)?.to_device(var.device())?;
+        let t =
+            Tensor::from_vec(p, var.shape(), &candle_core::Device::Cpu)?.to_device(var.device())?;
         var.set(&t)?;
         return Ok(());
     }
@@ -240,7 +246,9 @@ pub fn grad_sq_norms(vars: &[NamedVar], grads: &GradStore) -> Result<Vec<f64>> {
 /// The factor that brings the global gradient norm down to `max_norm` (1 when already below).
 pub fn clip_scale(global_norm: f64, max_norm: Option<f64>) -> f32 {
     match max_norm {
-        Some(max) if global_norm.is_finite() && global_norm > max => (max / (global_norm + 1e-6)) as f32,
+        Some(max) if global_norm.is_finite() && global_norm > max => {
+            (max / (global_norm + 1e-6)) as f32
+        }
         _ => 1.0,
     }
 }

@@ -51,8 +51,18 @@ pub fn tensor_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
         for n in names {
             let t = map[n].flatten_all().unwrap();
             let bytes = match t.dtype() {
-                candle_core::DType::F32 => t.to_vec1::<f32>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
-                candle_core::DType::I64 => t.to_vec1::<i64>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
+                candle_core::DType::F32 => t
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+                candle_core::DType::I64 => t
+                    .to_vec1::<i64>()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
                 other => panic!("unexpected dtype {other:?}"),
             };
             out.push((format!("{prefix}/{n}"), bytes));
