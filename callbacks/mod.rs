@@ -5,8 +5,21 @@
 //! with memory (early-stopping counters, best values) save it into the checkpoint.
 
 pub mod calibration;
+pub mod csv_logger;
+pub mod early_stopping;
+pub mod health;
+pub mod lr_schedule;
 pub mod metrics;
+pub mod progress;
+pub mod tensorboard;
 pub mod tensorboard_events;
+
+pub use csv_logger::CsvLogger;
+pub use early_stopping::EarlyStopping;
+pub use health::{HealthCheck, HealthPolicy};
+pub use lr_schedule::{LrScheduler, ReduceLrOnPlateau};
+pub use progress::Progress;
+pub use tensorboard::TensorBoard;
 
 use candle_core::backprop::GradStore;
 

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::callbacks::Stage;
 use crate::checkpoint;
 use crate::config::JobConfig;
 use crate::error::{Error, IoContext, Result};
@@ -201,22 +200,6 @@ fn first_free(dir: &Path) -> PathBuf {
 }
 
 fn fit_and_report(trainer: &mut Trainer) -> Result<i32> {
-    let epochs = trainer.config.epochs;
-    trainer.on(Stage::ValEnd, move |v| {
-        let s = v.state;
-        let latest = s.val_history.latest();
-        let train = s.train_history.latest();
-        println!(
-            "epoch {}/{} step {:>6}  loss {:.4}  val_loss {:.4}  val_accuracy {:.4}",
-            s.epoch,
-            epochs,
-            s.global_step,
-            train.get("loss").copied().unwrap_or(f64::NAN),
-            latest.get("val_loss").copied().unwrap_or(f64::NAN),
-            latest.get("val_accuracy").copied().unwrap_or(f64::NAN),
-        );
-        Ok(())
-    });
     let outcome = trainer.fit()?;
     let dir = trainer.config.run_dir.clone();
     match outcome {

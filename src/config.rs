@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::callbacks::{
+    CsvLogger, EarlyStopping, HealthCheck, HealthPolicy, Progress, TensorBoard,
+};
 use crate::data_loaders::{DataLoader, InMemoryData};
 use crate::error::{Error, IoContext, Result};
 use crate::model::{Mlp, MlpConfig, Model};
@@ -32,6 +35,57 @@ pub struct JobConfig {
     pub model: ModelConfig,
     pub optimizer: OptimizerConfig,
     pub train: TrainConfig,
+    pub logging: LoggingConfig,
+    /// Stop when a validation metric stops improving.
+    pub early_stopping: Option<EarlyStoppingConfig>,
+}
+
+/// Built-in callbacks a job gets; logs go into the run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `RUN_DIR/logs/train.csv` and `val.csv`.
+    pub csv: bool,
+    /// TensorBoard event files in `RUN_DIR/tensorboard`.
+    pub tensorboard: bool,
+    /// Weight and gradient histograms every this many steps (0: none).
+    pub histogram_every: u64,
+    /// Progress bar / lines and one line per validation.
+    pub progress: bool,
+    /// Stop on NaN/Inf loss, gradients or weights (`stop`), skip the update (`skip`) or `warn`.
+    pub health: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            csv: true,
+            tensorboard: true,
+            histogram_every: 100,
+            progress: true,
+            health: "stop".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EarlyStoppingConfig {
+    pub monitor: String,
+    pub patience: u64,
+    pub min_delta: f64,
+    pub warmup: u64,
+}
+
+impl Default for EarlyStoppingConfig {
+    fn default() -> Self {
+        Self {
+            monitor: "val_loss".into(),
+            patience: 5,
+            min_delta: 0.0,
+            warmup: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +143,8 @@ impl Default for JobConfig {
                 key_metric: "val_accuracy".into(),
                 ..TrainConfig::default()
             },
+            logging: LoggingConfig::default(),
+            early_stopping: None,
         }
     }
 }
@@ -191,6 +247,7 @@ impl JobConfig {
             ));
         }
         parse_device(&self.device)?;
+        health_policy(&self.logging.health)?;
         Ok(())
     }
 
@@ -270,7 +327,51 @@ impl JobConfig {
         if let Some(n) = self.data.val_batch_size {
             builder = builder.val_batch_size(n);
         }
-        builder.build()
+        let mut trainer = builder.build()?;
+        self.add_callbacks(&mut trainer)?;
+        Ok(trainer)
+    }
+
+    /// The built-in callbacks this job asks for, in a fixed order (their saved state is
+    /// matched by name on resume).
+    fn add_callbacks(&self, trainer: &mut Trainer) -> Result<()> {
+        let dir = &self.train.run_dir;
+        let l = &self.logging;
+        trainer.add_callback(HealthCheck::new(health_policy(&l.health)?));
+        if let Some(es) = &self.early_stopping {
+            trainer.add_callback(
+                EarlyStopping::new(&es.monitor)
+                    .patience(es.patience)
+                    .min_delta(es.min_delta)
+                    .warmup(es.warmup),
+            );
+        }
+        if l.csv {
+            trainer.add_callback(CsvLogger::new(dir.join("logs")));
+        }
+        if l.tensorboard {
+            trainer.add_callback(
+                TensorBoard::new(dir.join("tensorboard"))
+                    .histogram_every(l.histogram_every)
+                    .text("config", self.to_json()),
+            );
+        }
+        if l.progress {
+            trainer.add_callback(Progress::new(self.train.epochs));
+        }
+        Ok(())
+    }
+}
+
+fn health_policy(name: &str) -> Result<HealthPolicy> {
+    match name {
+        "stop" => Ok(HealthPolicy::Stop),
+        "skip" => Ok(HealthPolicy::Skip),
+        "warn" => Ok(HealthPolicy::Warn),
+        other => Err(Error::config(
+            "logging.health",
+            format!("{other:?} is not one of stop, skip, warn"),
+        )),
     }
 }
 

@@ -156,6 +156,9 @@ pub struct TrainState {
     pub best: Option<Best>,
     /// Learning rate of the most recent (or upcoming) update.
     pub learning_rate: f64,
+    /// A rate set by a callback (LR schedule callbacks, reduce-on-plateau): replaces the
+    /// configured schedule from then on. Kept here so a resumed run keeps it too.
+    pub learning_rate_override: Option<f64>,
     /// Global gradient norm of the most recent update, before clipping.
     pub grad_norm: f64,
     /// Per-layer gradient norms of the most recent update, by variable name.

@@ -286,6 +286,7 @@ impl TrainerBuilder {
             key_metric,
             best: None,
             learning_rate: self.optimizer.learning_rate(),
+            learning_rate_override: None,
             grad_norm: 0.0,
             layer_grad_norms: Default::default(),
             rng: RngStates {
@@ -538,6 +539,28 @@ impl Trainer {
         out
     }
 
+    /// Gradient norms over one pass of the train data, without updating anything: for
+    /// choosing a clip value. Dropout draws from a copy of the run's stream, so the run
+    /// itself is unchanged (its next batches are bitwise the same as without this call).
+    pub fn dataset_grad_norms(&mut self) -> Result<GradNormStats> {
+        let mut loader = self.state.train_data.clone();
+        self.train_data.plan_epoch(&mut loader)?;
+        let mut rng = self.dropout_rng.clone();
+        let mut norms = Vec::new();
+        for name in loader.set_nums_to_process.clone() {
+            let batch = self.train_data.load(&loader, &name, &self.device)?;
+            let mut ctx = ForwardCtx {
+                train: true,
+                dropout_rng: &mut rng,
+            };
+            let output = self.model.forward(&batch.x, &mut ctx)?;
+            let grads = self.task.loss(&output, &batch.y)?.backward()?;
+            let sq = grad_sq_norms(self.optimizer.vars(), &grads)?;
+            norms.push(sq.iter().sum::<f64>().sqrt());
+        }
+        Ok(GradNormStats::from_norms(norms))
+    }
+
     /// Trains until done, interrupted or stopped. Call again after an interrupt to go on.
     pub fn fit(&mut self) -> Result<Outcome> {
         if self.config.handle_signals {
@@ -573,8 +596,7 @@ impl Trainer {
             self.advance()?;
             self.take_callback_error_with_checkpoint()?;
             if let Some(lr) = self.control.learning_rate {
-                self.base_lr = lr;
-                self.config.schedule = Schedule::Constant;
+                self.state.learning_rate_override = Some(lr);
             }
             if let Some((by, why)) = self.control.stop.take() {
                 self.state.phase = Phase::Done {
@@ -585,6 +607,15 @@ impl Trainer {
                 self.checkpoint_if_new()?;
             }
         }
+    }
+
+    /// The rate of the next update: a callback's override, else the schedule's.
+    pub fn current_learning_rate(&self) -> f64 {
+        self.state.learning_rate_override.unwrap_or_else(|| {
+            self.config
+                .schedule
+                .lr_at(self.base_lr, self.state.global_step)
+        })
     }
 
     fn interrupted(&self) -> bool {
@@ -981,6 +1012,45 @@ impl Trainer {
         self.state.time.checkpoint_secs += started.elapsed().as_secs_f64();
         self.fire(Stage::Save);
         Ok(dir)
+    }
+}
+
+/// Global gradient norms per batch over a data set, with summary statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradNormStats {
+    pub per_batch: Vec<f64>,
+    pub mean: f64,
+    pub median: f64,
+    pub p90: f64,
+    pub max: f64,
+}
+
+impl GradNormStats {
+    pub fn from_norms(per_batch: Vec<f64>) -> Self {
+        let mut sorted: Vec<f64> = per_batch
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect();
+        sorted.sort_by(f64::total_cmp);
+        let pick = |q: f64| -> f64 {
+            if sorted.is_empty() {
+                return f64::NAN;
+            }
+            sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+        };
+        let mean = if sorted.is_empty() {
+            f64::NAN
+        } else {
+            sorted.iter().sum::<f64>() / sorted.len() as f64
+        };
+        Self {
+            mean,
+            median: pick(0.5),
+            p90: pick(0.9),
+            max: sorted.last().copied().unwrap_or(f64::NAN),
+            per_batch,
+        }
     }
 }
 

@@ -1,0 +1,141 @@
+//! Health checks: NaN/Inf in the loss, gradients or weights; dead or exploding weights.
+
+use super::{Callback, Stage, TrainerView};
+use crate::error::Result;
+use crate::optim::with_cpu_f32;
+
+/// What to do when a check fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthPolicy {
+    /// Stop training with a checkpoint (the default).
+    Stop,
+    /// Skip the offending batch's update (for NaN loss or gradients), else warn.
+    Skip,
+    /// Print a warning and go on; a NaN loss still skips its update.
+    Warn,
+}
+
+/// Checks every batch's loss and gradients, and the weights every `weights_every` steps.
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    pub policy: HealthPolicy,
+    /// Weights are checked every this many steps (0: never).
+    pub weights_every: u64,
+    /// A weight tensor whose largest magnitude exceeds this is "exploding".
+    pub max_abs_weight: f32,
+    /// A weight tensor whose largest magnitude is below this is "dead".
+    pub dead_below: f32,
+    /// Problems found so far, newest last (for inspection).
+    pub findings: Vec<String>,
+}
+
+impl HealthCheck {
+    pub fn new(policy: HealthPolicy) -> Self {
+        Self {
+            policy,
+            weights_every: 50,
+            max_abs_weight: 1e4,
+            dead_below: 1e-12,
+            findings: Vec::new(),
+        }
+    }
+    pub fn weights_every(mut self, steps: u64) -> Self {
+        self.weights_every = steps;
+        self
+    }
+    pub fn max_abs_weight(mut self, x: f32) -> Self {
+        self.max_abs_weight = x;
+        self
+    }
+
+    fn act(&mut self, view: &mut TrainerView, problem: String, skippable: bool) {
+        let at = format!(
+            "{problem} (epoch {}, batch {}, set {}, step {})",
+            view.state.epoch + 1,
+            view.state.batch_in_epoch,
+            view.state.set_name,
+            view.state.global_step
+        );
+        self.findings.push(at.clone());
+        match self.policy {
+            HealthPolicy::Stop => view.request_stop("health_check", at),
+            HealthPolicy::Skip if skippable => {
+                eprintln!("health check: {at}; skipping the update");
+                view.skip_batch();
+            }
+            HealthPolicy::Warn if skippable => {
+                eprintln!("health check: {at}; skipping the update");
+                view.skip_batch();
+            }
+            _ => eprintln!("health check: {at}"),
+        }
+    }
+}
+
+/// (count of non-finite values, largest finite magnitude)
+fn scan(values: &[f32]) -> (usize, f32) {
+    let mut bad = 0;
+    let mut max = 0f32;
+    for &x in values {
+        if x.is_finite() {
+            max = max.max(x.abs());
+        } else {
+            bad += 1;
+        }
+    }
+    (bad, max)
+}
+
+impl Callback for HealthCheck {
+    fn name(&self) -> String {
+        "health_check".into()
+    }
+
+    fn on_stage(&mut self, stage: Stage, view: &mut TrainerView) -> Result<()> {
+        match stage {
+            Stage::Exception => {
+                let loss = format!("loss is not finite at batch {}", view.state.set_name);
+                self.act(view, loss, true);
+            }
+            Stage::BeforeStep => {
+                let mut problems = Vec::new();
+                if let Some(grads) = view.grads {
+                    for v in view.vars {
+                        if let Some(g) = grads.get(v.var.as_tensor()) {
+                            let (bad, _) = with_cpu_f32(g, scan)?;
+                            if bad > 0 {
+                                problems.push(format!(
+                                    "{bad} non-finite gradient values in {}",
+                                    v.name
+                                ));
+                            }
+                        }
+                    }
+                }
+                if !problems.is_empty() {
+                    self.act(view, problems.join("; "), true);
+                }
+            }
+            Stage::TrainIterEnd
+                if self.weights_every > 0 && view.state.global_step % self.weights_every == 0 =>
+            {
+                let mut problems = Vec::new();
+                for v in view.vars {
+                    let (bad, max) = with_cpu_f32(v.var.as_tensor(), scan)?;
+                    if bad > 0 {
+                        problems.push(format!("{bad} non-finite weights in {}", v.name));
+                    } else if max > self.max_abs_weight {
+                        problems.push(format!("{} is exploding (max |w| = {max:.3e})", v.name));
+                    } else if max < self.dead_below && v.name.ends_with("weight") {
+                        problems.push(format!("{} is dead (max |w| = {max:.3e})", v.name));
+                    }
+                }
+                if !problems.is_empty() {
+                    self.act(view, problems.join("; "), false);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
