@@ -117,7 +117,8 @@ impl Callback for HealthCheck {
                 }
             }
             Stage::TrainIterEnd
-                if self.weights_every > 0 && view.state.global_step % self.weights_every == 0 =>
+                if self.weights_every > 0
+                    && view.state.global_step.is_multiple_of(self.weights_every) =>
             {
                 let mut problems = Vec::new();
                 for v in view.vars {

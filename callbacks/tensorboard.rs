@@ -77,7 +77,7 @@ impl Callback for TensorBoard {
                         w.add_scalar(&format!("train/{name}"), values[i], step)?;
                     }
                 }
-                if self.histogram_every > 0 && s.global_step % self.histogram_every == 0 {
+                if self.histogram_every > 0 && s.global_step.is_multiple_of(self.histogram_every) {
                     for v in view.vars {
                         let values = with_cpu_f32(v.var.as_tensor(), |x| x.to_vec())?;
                         self.writer()?.add_histogram(

@@ -163,6 +163,8 @@ pub struct TrainState {
     pub grad_norm: f64,
     /// Per-layer gradient norms of the most recent update, by variable name.
     pub layer_grad_norms: BTreeMap<String, f64>,
+    /// Per-layer gradient norms of every fit batch (before clipping), by variable name.
+    pub grad_norm_history: History,
     pub rng: RngStates,
     /// Train loader position: remaining sets of this epoch, shuffle stream, order.
     pub train_data: LoaderState,

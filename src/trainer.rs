@@ -289,6 +289,7 @@ impl TrainerBuilder {
             learning_rate_override: None,
             grad_norm: 0.0,
             layer_grad_norms: Default::default(),
+            grad_norm_history: History::default(),
             rng: RngStates {
                 init: init.state(),
                 dropout: dropout_rng.state(),
@@ -657,10 +658,7 @@ impl Trainer {
             let batch = self
                 .train_data
                 .load(&self.state.train_data, &name, &self.device)?;
-            let lr = self
-                .config
-                .schedule
-                .lr_at(self.base_lr, self.state.global_step);
+            let lr = self.current_learning_rate();
             self.optimizer.set_learning_rate(lr);
             let mut ctx = ForwardCtx {
                 train: true,
@@ -717,6 +715,15 @@ impl Trainer {
         self.state.train_data.sets_done.push(name);
         if !row.is_empty() {
             self.state.train_history.push(self.state.batches_fit, &row);
+            let layers: Vec<(String, f64)> = self
+                .state
+                .layer_grad_norms
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            self.state
+                .grad_norm_history
+                .push(self.state.batches_fit, &layers);
         }
         self.state.time.train_secs += started.elapsed().as_secs_f64();
         self.tick();
@@ -724,8 +731,8 @@ impl Trainer {
         self.fire(Stage::TrainIterEnd);
         self.grads = None;
         let due = match self.config.validate_every {
-            Every::Batches(n) => n > 0 && self.state.batches_fit % n == 0,
-            Every::Steps(n) => n > 0 && self.state.global_step % n == 0 && !row.is_empty(),
+            Every::Batches(n) => n > 0 && self.state.batches_fit.is_multiple_of(n),
+            Every::Steps(n) => n > 0 && self.state.global_step.is_multiple_of(n) && !row.is_empty(),
             _ => false,
         };
         // A validation due exactly at an epoch end waits for the end-of-epoch check.
@@ -750,10 +757,10 @@ impl Trainer {
         };
         let due = match self.config.validate_every {
             Every::Never => false,
-            Every::Epochs(n) => last || (n > 0 && self.state.epoch % n == 0),
+            Every::Epochs(n) => last || (n > 0 && self.state.epoch.is_multiple_of(n)),
             // Batch- and step-based validation also runs once after the last epoch.
-            Every::Batches(n) => n > 0 && (last || self.state.batches_fit % n == 0),
-            Every::Steps(n) => n > 0 && (last || self.state.global_step % n == 0),
+            Every::Batches(n) => n > 0 && (last || self.state.batches_fit.is_multiple_of(n)),
+            Every::Steps(n) => n > 0 && (last || self.state.global_step.is_multiple_of(n)),
         };
         if due && self.val_data.is_some() {
             self.start_validation(then)?;
@@ -767,7 +774,7 @@ impl Trainer {
             };
         }
         if let Every::Epochs(n) = self.config.checkpoint_every {
-            if n > 0 && self.state.epoch % n == 0 {
+            if n > 0 && self.state.epoch.is_multiple_of(n) {
                 self.control.checkpoint = true;
             }
         }
@@ -872,10 +879,14 @@ impl Trainer {
         y: &Tensor,
     ) -> Result<()> {
         let n = output.dims().first().copied().unwrap_or(0);
-        let scores = output
+        let mut scores = output
             .to_dtype(DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?;
+        // A diverged model still gets metrics (its loss is NaN); non-finite scores rank last.
+        for x in scores.iter_mut().filter(|x| !x.is_finite()) {
+            *x = f32::MIN;
+        }
         match self.task {
             Task::Classification { num_classes } => {
                 let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
@@ -891,8 +902,8 @@ impl Trainer {
 
     fn checkpoint_due_after_batch(&self) -> bool {
         match self.config.checkpoint_every {
-            Every::Batches(n) => n > 0 && self.state.batches_fit % n == 0,
-            Every::Steps(n) => n > 0 && self.state.global_step % n == 0,
+            Every::Batches(n) => n > 0 && self.state.batches_fit.is_multiple_of(n),
+            Every::Steps(n) => n > 0 && self.state.global_step.is_multiple_of(n),
             _ => false,
         }
     }
