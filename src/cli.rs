@@ -168,8 +168,17 @@ fn resume(args: &Args) -> Result<i32> {
             "resume takes exactly one PATH (run or checkpoint directory)".into(),
         ));
     };
-    set_threads(threads_from_env_or(args, 0)?);
-    let mut trainer = Trainer::resume(path)?;
+    let ckpt = checkpoint::load_latest(Path::new(path))?;
+    // The run's own thread count, unless overridden: results are bitwise reproducible
+    // only for the same number of threads.
+    let configured = ckpt
+        .meta
+        .job_config
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<JobConfig>(j).ok())
+        .map_or(0, |j| j.threads);
+    set_threads(threads_from_env_or(args, configured)?);
+    let mut trainer = Trainer::from_checkpoint(ckpt)?;
     println!(
         "resuming {} from {} ({})",
         trainer.config.run_dir.display(),

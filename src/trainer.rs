@@ -388,8 +388,11 @@ impl Trainer {
     /// Rebuilds a run described by a job config from its newest good checkpoint.
     /// `path` is a run directory or one checkpoint directory.
     pub fn resume(path: impl AsRef<Path>) -> Result<Trainer> {
-        let path = path.as_ref();
-        let ckpt = checkpoint::load_latest(path)?;
+        Self::from_checkpoint(checkpoint::load_latest(path.as_ref())?)
+    }
+
+    /// Rebuilds a run described by a job config from a checkpoint already loaded.
+    pub fn from_checkpoint(ckpt: LoadedCheckpoint) -> Result<Trainer> {
         let json = ckpt.meta.job_config.clone().ok_or_else(|| Error::NotACheckpoint {
             path: ckpt.dir.clone(),
             reason: "the run was built in code, not from a job config: build the trainer the same way and call `load_checkpoint`".into(),
