@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
+use crate::report_data::{RunInfo, SaveReason};
 use crate::state::TrainState;
 
 /// Version of the `state.bin` layout this build writes and reads.
@@ -49,6 +50,9 @@ pub struct CheckpointMeta {
     pub state: TrainState,
     pub model_name: String,
     pub optimizer_name: String,
+    /// Who, what and how, for people and reports.
+    pub run: RunInfo,
+    pub saved_because: SaveReason,
     /// The resolved job config as JSON, when the run was built from one.
     pub job_config: Option<String>,
     /// Saved state of callbacks, by callback name, as JSON text.
@@ -247,11 +251,14 @@ pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Writes a checkpoint atomically into `run_dir/checkpoints/ckpt-{sequence}`; returns its path.
+/// `extras` writes derived files (the report) into the directory before it is renamed
+/// into place; they are not checksummed, and their failure does not fail the save.
 pub fn save(
     run_dir: &Path,
     sequence: u64,
     mut meta: CheckpointMeta,
     tensors: &CheckpointTensors,
+    extras: &dyn Fn(&Path, &CheckpointMeta) -> Result<()>,
 ) -> Result<PathBuf> {
     let parent = run_dir.join(CHECKPOINTS_DIR);
     fs::create_dir_all(&parent).at(&parent)?;
@@ -277,6 +284,9 @@ pub fn save(
         });
     }
     write_synced(&tmp.join(STATE_FILE), &encode_state(&meta)?)?;
+    if let Err(e) = extras(&tmp, &meta) {
+        eprintln!("warning: {e}");
+    }
     sync_dir(&tmp)?;
     if final_dir.exists() {
         // A checkpoint with this number exists only if an earlier session died after

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use crate::checkpoint;
 use crate::config::JobConfig;
 use crate::error::{Error, IoContext, Result};
+use crate::report::render_report;
+use crate::report_data::{report_data, status_line};
 use crate::state::{Phase, TrainState};
 use crate::trainer::{Outcome, Trainer};
 
@@ -13,6 +15,7 @@ usage:
   deeptrain train [CONFIG.json] [--run-dir DIR] [--epochs N] [--seed S] [--device cpu|cuda:N|auto] [--threads N]
   deeptrain resume PATH [--threads N]      PATH: a run directory or a checkpoint directory
   deeptrain inspect PATH [--json]
+  deeptrain report PATH [-o FILE]         renders report.png (default: into the checkpoint directory)
 With no CONFIG, `train` runs the default job: an MLP on the embedded digits data set.";
 
 /// Exit status of a run stopped by a signal, as shells report for SIGINT.
@@ -30,7 +33,15 @@ struct Args {
     options: Vec<(String, Option<String>)>,
 }
 
-const VALUE_OPTIONS: &[&str] = &["--run-dir", "--epochs", "--seed", "--device", "--threads"];
+const VALUE_OPTIONS: &[&str] = &[
+    "--run-dir",
+    "--epochs",
+    "--seed",
+    "--device",
+    "--threads",
+    "-o",
+    "--output",
+];
 const FLAG_OPTIONS: &[&str] = &["--json"];
 
 fn parse_args(args: &[String]) -> Result<Args> {
@@ -98,6 +109,7 @@ pub fn run(args: &[String]) -> Result<i32> {
         "train" => train(&args),
         "resume" => resume(&args),
         "inspect" => inspect(&args),
+        "report" => report(&args),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
@@ -139,7 +151,10 @@ fn train(args: &Args) -> Result<i32> {
     if let Some(d) = args.value("--device") {
         job.device = d.to_string();
     }
-    job.threads = threads_from_env_or(args, job.threads)?;
+    job.threads = match threads_from_env_or(args, job.threads)? {
+        0 => default_threads(),
+        n => n,
+    };
     job.validate()?;
     job.train.run_dir = match explicit_dir {
         Some(dir) if is_used(&dir) => {
@@ -291,6 +306,23 @@ pub fn inspect_json(checkpoint: &Path, state: &TrainState) -> serde_json::Value 
     })
 }
 
+fn report(args: &Args) -> Result<i32> {
+    let [path] = args.positional.as_slice() else {
+        return Err(Error::Usage("report takes exactly one PATH".into()));
+    };
+    let ckpt = checkpoint::load_latest(Path::new(path))?;
+    let out = args
+        .value("-o")
+        .or(args.value("--output"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ckpt.dir.join("report.png"));
+    let meta = &ckpt.meta;
+    let status = status_line(&meta.state, Some(meta.saved_because));
+    render_report(&report_data(&meta.state, &meta.run, &status), &out)?;
+    println!("{}", out.display());
+    Ok(0)
+}
+
 fn inspect(args: &Args) -> Result<i32> {
     let [path] = args.positional.as_slice() else {
         return Err(Error::Usage("inspect takes exactly one PATH".into()));
@@ -305,7 +337,11 @@ fn inspect(args: &Args) -> Result<i32> {
             "model {}  optimizer {}",
             ckpt.meta.model_name, ckpt.meta.optimizer_name
         );
-        println!("status {}", state.interrupt_status());
+        println!(
+            "status {}",
+            status_line(state, Some(ckpt.meta.saved_because))
+        );
+        println!("saved because {:?}", ckpt.meta.saved_because);
         println!(
             "epoch {}  global_step {}  batches_fit {}  batches_validated {}  times_validated {}",
             state.epoch,

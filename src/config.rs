@@ -109,7 +109,7 @@ pub struct ModelConfig {
     /// Only `mlp` for now.
     pub kind: String,
     pub hidden: Vec<usize>,
-    pub dropout: f32,
+    pub dropout: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,7 +283,7 @@ impl JobConfig {
                 inputs: info.sample_shape.iter().product(),
                 hidden: self.model.hidden.clone(),
                 outputs: info.num_classes.unwrap_or(1),
-                dropout: self.model.dropout,
+                dropout: self.model.dropout as f32,
             },
             &mut init,
             &device,

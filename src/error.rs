@@ -69,7 +69,7 @@ pub enum Error {
     Diverged { step: u64, reason: String },
 
     #[error("report: {0}")]
-    Report(String),
+    Report(#[from] crate::report::ReportError),
 
     #[error("usage: {0}")]
     Usage(String),

@@ -34,6 +34,8 @@ use crate::error::{Error, Result};
 use crate::interrupt::{signal_handle, InterruptHandle};
 use crate::model::{parameter_count, ForwardCtx, Model, Task};
 use crate::optim::{clip_scale, grad_sq_norms, Schedule, TrainOptimizer};
+use crate::report::render_report;
+use crate::report_data::{flatten_config, report_data, status_line, RunInfo, SaveReason};
 use crate::rng::{RngStream, StreamId};
 use crate::state::{
     AfterValidation, Best, DoneReason, History, Phase, RngStates, TrainState, WallClock,
@@ -75,6 +77,9 @@ pub struct TrainConfig {
     pub clip_grad_norm: Option<f64>,
     /// Install SIGINT/SIGTERM handling during `fit`.
     pub handle_signals: bool,
+    /// Render `report.png` into every checkpoint and into the run directory when a
+    /// session ends.
+    pub report: bool,
 }
 
 impl Default for TrainConfig {
@@ -91,6 +96,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Constant,
             clip_grad_norm: None,
             handle_signals: true,
+            report: true,
         }
     }
 }
@@ -301,7 +307,37 @@ impl TrainerBuilder {
             checkpoints_saved: 0,
         };
         let base_lr = self.optimizer.learning_rate();
+        let hyperparameters = match &self.job {
+            Some(job) => flatten_config(&serde_json::to_value(job).unwrap_or_default(), ""),
+            None => {
+                let mut h = vec![("optimizer.lr".to_string(), base_lr.to_string())];
+                h.extend(flatten_config(
+                    &serde_json::to_value(&self.config).unwrap_or_default(),
+                    "train",
+                ));
+                h
+            }
+        };
+        let run = RunInfo {
+            name: match &self.job {
+                Some(job) => job.name.clone(),
+                None => self
+                    .config
+                    .run_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "run".into()),
+            },
+            model: self.model.name(),
+            parameters: parameter_count(self.model.varmap()) as u64,
+            optimizer: format!("{} (lr {base_lr:e})", self.optimizer.name()),
+            device: format!("{:?}", self.device.location()),
+            seed,
+            epochs: self.config.epochs,
+            hyperparameters,
+        };
         Ok(Trainer {
+            run,
             state,
             config: self.config,
             job: self.job,
@@ -330,6 +366,8 @@ impl TrainerBuilder {
 pub struct Trainer {
     pub state: TrainState,
     pub config: TrainConfig,
+    /// Who, what and how, as shown in reports.
+    pub run: RunInfo,
     job: Option<JobConfig>,
     task: Task,
     device: Device,
@@ -578,7 +616,12 @@ impl Trainer {
         loop {
             if let Phase::Done { reason } = &self.state.phase {
                 let reason = reason.clone();
-                let checkpoint = self.checkpoint_if_new()?;
+                let why = match reason {
+                    DoneReason::Finished => SaveReason::Finish,
+                    DoneReason::Stopped { .. } => SaveReason::Stop,
+                };
+                let checkpoint = self.checkpoint_if_new(why)?;
+                self.write_run_report(why);
                 self.fire(Stage::TrainEnd);
                 self.take_callback_error()?;
                 return Ok(match reason {
@@ -591,7 +634,8 @@ impl Trainer {
                 });
             }
             if self.interrupted() {
-                let checkpoint = self.checkpoint_if_new()?;
+                let checkpoint = self.checkpoint_if_new(SaveReason::Interrupt)?;
+                self.write_run_report(SaveReason::Interrupt);
                 self.fire(Stage::Interrupt);
                 self.take_callback_error()?;
                 return Ok(Outcome::Interrupted { checkpoint });
@@ -608,7 +652,7 @@ impl Trainer {
                 };
             }
             if self.control.checkpoint {
-                self.checkpoint_if_new()?;
+                self.checkpoint_if_new(SaveReason::Periodic)?;
             }
         }
     }
@@ -950,7 +994,7 @@ impl Trainer {
 
     fn take_callback_error_with_checkpoint(&mut self) -> Result<()> {
         if let Some(e) = self.callback_error.take() {
-            match self.checkpoint_if_new() {
+            match self.checkpoint_if_new(SaveReason::CallbackError) {
                 Ok(path) => eprintln!("checkpoint saved to {} before stopping", path.display()),
                 Err(save) => eprintln!("could not save a checkpoint after the error: {save}"),
             }
@@ -971,15 +1015,38 @@ impl Trainer {
     }
 
     /// Saves a checkpoint unless one was already written at exactly this position.
-    fn checkpoint_if_new(&mut self) -> Result<PathBuf> {
+    fn checkpoint_if_new(&mut self, reason: SaveReason) -> Result<PathBuf> {
         match (&self.saved_at, &self.last_checkpoint) {
             (Some(at), Some(path)) if *at == self.position() && path.exists() => Ok(path.clone()),
-            _ => self.save_checkpoint(),
+            _ => self.save_checkpoint_because(reason),
         }
+    }
+
+    /// Renders the state as it is now into `RUN_DIR/report.png` (a failure only warns:
+    /// a report must never cost a run).
+    fn write_run_report(&self, reason: SaveReason) {
+        if !self.config.report {
+            return;
+        }
+        let status = status_line(&self.state, Some(reason));
+        let data = report_data(&self.state, &self.run, &status);
+        if let Err(e) = render_report(&data, &self.config.run_dir.join("report.png")) {
+            eprintln!("warning: {e}");
+        }
+    }
+
+    /// Renders the report of the run as it stands now into `path`.
+    pub fn render_report(&self, path: &Path) -> Result<()> {
+        let data = report_data(&self.state, &self.run, &status_line(&self.state, None));
+        Ok(render_report(&data, path)?)
     }
 
     /// Writes a checkpoint of the run as it stands now and returns its directory.
     pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
+        self.save_checkpoint_because(SaveReason::Requested)
+    }
+
+    fn save_checkpoint_because(&mut self, reason: SaveReason) -> Result<PathBuf> {
         let started = Instant::now();
         self.tick();
         self.state.rng.dropout = self.dropout_rng.state();
@@ -1005,6 +1072,8 @@ impl Trainer {
             state: self.state.clone(),
             model_name: self.model.name(),
             optimizer_name: self.optimizer.name().into(),
+            run: self.run.clone(),
+            saved_because: reason,
             job_config: self.job.as_ref().map(|j| j.to_json()),
             callbacks,
             files: Vec::new(),
@@ -1013,7 +1082,18 @@ impl Trainer {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
         };
-        let dir = match checkpoint::save(&self.config.run_dir, sequence, meta, &tensors) {
+        let with_report = self.config.report;
+        let extras = move |dir: &Path, meta: &CheckpointMeta| -> Result<()> {
+            if with_report {
+                let status = status_line(&meta.state, Some(meta.saved_because));
+                render_report(
+                    &report_data(&meta.state, &meta.run, &status),
+                    &dir.join("report.png"),
+                )?;
+            }
+            Ok(())
+        };
+        let dir = match checkpoint::save(&self.config.run_dir, sequence, meta, &tensors, &extras) {
             Ok(dir) => dir,
             Err(e) => {
                 self.state.checkpoints_saved -= 1;
