@@ -256,14 +256,33 @@ pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn save(
     run_dir: &Path,
     sequence: u64,
-    mut meta: CheckpointMeta,
+    meta: CheckpointMeta,
     tensors: &CheckpointTensors,
     extras: &dyn Fn(&Path, &CheckpointMeta) -> Result<()>,
 ) -> Result<PathBuf> {
     let parent = run_dir.join(CHECKPOINTS_DIR);
-    fs::create_dir_all(&parent).at(&parent)?;
-    let name = format!("ckpt-{sequence:06}");
-    let final_dir = parent.join(&name);
+    save_as(
+        &parent,
+        &format!("ckpt-{sequence:06}"),
+        meta,
+        tensors,
+        extras,
+    )
+}
+
+/// Name of the directory holding the best checkpoint by key metric, in the run dir.
+pub const BEST_DIR: &str = "best";
+
+/// Writes a checkpoint atomically as `parent/name`, replacing one that is there.
+pub fn save_as(
+    parent: &Path,
+    name: &str,
+    mut meta: CheckpointMeta,
+    tensors: &CheckpointTensors,
+    extras: &dyn Fn(&Path, &CheckpointMeta) -> Result<()>,
+) -> Result<PathBuf> {
+    fs::create_dir_all(parent).at(parent)?;
+    let final_dir = parent.join(name);
     let tmp = parent.join(format!(".tmp-{name}-{}", std::process::id()));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).at(&tmp)?;
@@ -289,12 +308,18 @@ pub fn save(
     }
     sync_dir(&tmp)?;
     if final_dir.exists() {
-        // A checkpoint with this number exists only if an earlier session died after
-        // saving it but before recording the count; the new one supersedes it.
-        fs::remove_dir_all(&final_dir).at(&final_dir)?;
+        // `best/` is replaced on every improvement; a numbered checkpoint exists already
+        // only if an earlier session died after saving it but before recording the
+        // count. Either way the new one supersedes it; the old one is moved aside first
+        // so that a crash in between leaves one of the two complete.
+        let old = parent.join(format!(".old-{name}-{}", std::process::id()));
+        fs::rename(&final_dir, &old).at(&final_dir)?;
+        fs::rename(&tmp, &final_dir).at(&final_dir)?;
+        fs::remove_dir_all(&old).at(&old)?;
+    } else {
+        fs::rename(&tmp, &final_dir).at(&final_dir)?;
     }
-    fs::rename(&tmp, &final_dir).at(&final_dir)?;
-    sync_dir(&parent)?;
+    sync_dir(parent)?;
     Ok(final_dir)
 }
 

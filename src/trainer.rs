@@ -65,6 +65,8 @@ pub struct TrainConfig {
     pub checkpoint_every: Every,
     /// Checkpoints kept in `checkpoints/`; older ones are deleted.
     pub keep_last: usize,
+    /// Keep the checkpoint with the best key metric in `RUN_DIR/best/`.
+    pub save_best: bool,
     /// Metrics computed per train batch and per validation (`loss`, `accuracy`,
     /// `top5_accuracy`, `f1_macro`, `roc_auc`, `mse`, `r2`, ...). Empty: `loss` and
     /// `accuracy` for classification, `loss`, `mse`, `mae`, `r2` for regression.
@@ -91,6 +93,7 @@ impl Default for TrainConfig {
             validate_every: Every::Epochs(1),
             checkpoint_every: Every::Epochs(1),
             keep_last: 3,
+            save_best: true,
             metrics: Vec::new(),
             key_metric: "val_loss".into(),
             schedule: Schedule::Constant,
@@ -354,6 +357,7 @@ impl TrainerBuilder {
             interrupt: InterruptHandle::default(),
             control: Control::default(),
             grads: None,
+            best_improved: false,
             callback_error: None,
             saved_at: None,
             last_checkpoint: None,
@@ -383,6 +387,8 @@ pub struct Trainer {
     dropout_rng: RngStream,
     interrupt: InterruptHandle,
     control: Control,
+    /// The validation just ended set a new best (saved into `best/` after the transition).
+    best_improved: bool,
     /// Gradients of the batch being fit, kept from `BeforeStep` to `TrainIterEnd`.
     grads: Option<candle_core::backprop::GradStore>,
     /// First callback failure of the current transition, acted on once it completes.
@@ -654,6 +660,9 @@ impl Trainer {
             if self.control.checkpoint {
                 self.checkpoint_if_new(SaveReason::Periodic)?;
             }
+            if std::mem::take(&mut self.best_improved) && self.config.save_best {
+                self.save_best()?;
+            }
         }
     }
 
@@ -907,6 +916,7 @@ impl Trainer {
             Some(b) => *value < b.value,
         };
         if better {
+            self.best_improved = true;
             s.best = Some(Best {
                 metric: s.key_metric.clone(),
                 value: *value,
@@ -1046,12 +1056,13 @@ impl Trainer {
         self.save_checkpoint_because(SaveReason::Requested)
     }
 
-    fn save_checkpoint_because(&mut self, reason: SaveReason) -> Result<PathBuf> {
-        let started = Instant::now();
+    /// Everything a checkpoint holds, as of now.
+    fn checkpoint_contents(
+        &mut self,
+        reason: SaveReason,
+    ) -> Result<(CheckpointMeta, CheckpointTensors)> {
         self.tick();
         self.state.rng.dropout = self.dropout_rng.state();
-        let sequence = self.state.checkpoints_saved + 1;
-        self.state.checkpoints_saved = sequence;
         let model: Vec<(String, Tensor)> = self
             .optimizer
             .vars()
@@ -1082,18 +1093,38 @@ impl Trainer {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
         };
+        Ok((meta, tensors))
+    }
+
+    /// Writes `report.png` into a checkpoint directory before it is renamed into place.
+    fn report_extras(&self) -> impl Fn(&Path, &CheckpointMeta) -> Result<()> {
         let with_report = self.config.report;
-        let extras = move |dir: &Path, meta: &CheckpointMeta| -> Result<()> {
+        move |dir: &Path, meta: &CheckpointMeta| -> Result<()> {
             if with_report {
                 let status = status_line(&meta.state, Some(meta.saved_because));
-                render_report(
-                    &report_data(&meta.state, &meta.run, &status),
-                    &dir.join("report.png"),
-                )?;
+                let data = report_data(&meta.state, &meta.run, &status);
+                render_report(&data, &dir.join("report.png"))?;
             }
             Ok(())
-        };
-        let dir = match checkpoint::save(&self.config.run_dir, sequence, meta, &tensors, &extras) {
+        }
+    }
+
+    fn save_checkpoint_because(&mut self, reason: SaveReason) -> Result<PathBuf> {
+        let started = Instant::now();
+        let sequence = self.state.checkpoints_saved + 1;
+        self.state.checkpoints_saved = sequence;
+        let saved = self
+            .checkpoint_contents(reason)
+            .and_then(|(meta, tensors)| {
+                checkpoint::save(
+                    &self.config.run_dir,
+                    sequence,
+                    meta,
+                    &tensors,
+                    &self.report_extras(),
+                )
+            });
+        let dir = match saved {
             Ok(dir) => dir,
             Err(e) => {
                 self.state.checkpoints_saved -= 1;
@@ -1105,6 +1136,21 @@ impl Trainer {
         self.last_checkpoint = Some(dir.clone());
         self.state.time.checkpoint_secs += started.elapsed().as_secs_f64();
         self.fire(Stage::Save);
+        Ok(dir)
+    }
+
+    /// Replaces `RUN_DIR/best/` with the run as it stands now (after a new best).
+    fn save_best(&mut self) -> Result<PathBuf> {
+        let started = Instant::now();
+        let (meta, tensors) = self.checkpoint_contents(SaveReason::Periodic)?;
+        let dir = checkpoint::save_as(
+            &self.config.run_dir,
+            checkpoint::BEST_DIR,
+            meta,
+            &tensors,
+            &self.report_extras(),
+        )?;
+        self.state.time.checkpoint_secs += started.elapsed().as_secs_f64();
         Ok(dir)
     }
 }
@@ -1148,7 +1194,8 @@ impl GradNormStats {
     }
 }
 
-/// The run directory a checkpoint directory belongs to (`RUN/checkpoints/ckpt-N`).
+/// The run directory a checkpoint directory belongs to (`RUN/checkpoints/ckpt-N` or
+/// `RUN/best`).
 pub fn run_dir_of(ckpt_dir: &Path) -> PathBuf {
     match ckpt_dir.parent() {
         Some(p)
@@ -1156,6 +1203,13 @@ pub fn run_dir_of(ckpt_dir: &Path) -> PathBuf {
                 .is_some_and(|n| n == checkpoint::CHECKPOINTS_DIR) =>
         {
             p.parent().map(Path::to_path_buf).unwrap_or_default()
+        }
+        Some(p)
+            if ckpt_dir
+                .file_name()
+                .is_some_and(|n| n == checkpoint::BEST_DIR) =>
+        {
+            p.to_path_buf()
         }
         _ => ckpt_dir.to_path_buf(),
     }
