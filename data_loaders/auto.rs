@@ -457,12 +457,40 @@ impl AutoDataBuilder {
         let (label_arrays, label_source) = match &labels_file {
             Some(path) => {
                 let all = self.read_labels_file(path, &cache_dir)?;
-                (split_labels(&all, &loaded)?, file_name(path))
+                let arrays = if choice.family.is_empty() {
+                    split_labels(&all, &loaded)?
+                } else {
+                    // Only some set numbers are used: split over the whole family.
+                    let mut family = Vec::with_capacity(choice.family.len());
+                    for (name, p) in &choice.family {
+                        let file = match loaded.iter().find(|(n, _, _)| n == name) {
+                            Some((_, _, f)) => f.clone(),
+                            None => {
+                                self.load_file(&choice.format, p, false, &listing, &cache_dir)?
+                            }
+                        };
+                        family.push((name.clone(), p.clone(), file));
+                    }
+                    let per_file = split_labels(&all, &family)?;
+                    loaded
+                        .iter()
+                        .filter_map(|(n, _, _)| {
+                            let i = family.iter().position(|(m, _, _)| m == n)?;
+                            Some(per_file[i].clone())
+                        })
+                        .collect()
+                };
+                (arrays, file_name(path))
             }
             None if in_file_labels && loaded.iter().all(|(_, _, f)| f.labels.is_some()) => {
+                let partners: Vec<String> = loaded
+                    .iter()
+                    .filter_map(|(_, _, f)| f.labels.as_ref())
+                    .map(|l| file_name(&l.path))
+                    .collect();
                 let source = match choice.format.as_str() {
                     "safetensors" => format!("in file (safetensors key {:?})", self.label_key),
-                    "idx" => "idx labels file paired with each images file".to_string(),
+                    "idx" => format!("paired idx file {}", partners.join(", ")),
                     "csv" => format!("in file (CSV column {:?})", self.csv.label_column),
                     other => format!("in file ({other} loader)"),
                 };
@@ -652,6 +680,7 @@ impl AutoDataBuilder {
                 mode: Mode::Dataset,
                 base_name: String::new(),
                 files: vec![(name, path)],
+                family: Vec::new(),
                 ignored,
             });
         }
@@ -794,6 +823,14 @@ impl AutoDataBuilder {
                 }
             }
             let mut files = Vec::new();
+            let family = if self.set_nums.is_some() {
+                members
+                    .iter()
+                    .map(|(num, name)| (num.to_string(), dir.join(name)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             for (num, name) in &members {
                 let keep = self.set_nums.as_ref().is_none_or(|w| w.contains(num));
                 if keep {
@@ -819,6 +856,7 @@ impl AutoDataBuilder {
                 mode: Mode::Files,
                 base_name: base,
                 files,
+                family,
                 ignored,
             });
         }
@@ -844,7 +882,7 @@ impl AutoDataBuilder {
             if *name != pick {
                 ignored.push(Ignored {
                     file: dir.join(name),
-                    reason: "another data file (choose it with .file / --file)".into(),
+                    reason: "another data file; choose it with .file / --file".into(),
                 });
             }
         }
@@ -854,6 +892,7 @@ impl AutoDataBuilder {
             mode: Mode::Dataset,
             base_name: String::new(),
             files: vec![(pick.clone(), dir.join(&pick))],
+            family: Vec::new(),
             ignored,
         })
     }
@@ -947,7 +986,7 @@ impl AutoDataBuilder {
                     label_column: LabelColumn::None,
                     ..self.csv.clone()
                 };
-                read_csv(path, opts)?.0
+                integer_column(read_csv(path, opts)?.0)
             }
             "safetensors" => {
                 let mut t = read_safetensors(path)?;
@@ -977,6 +1016,9 @@ struct Choice {
     base_name: String,
     /// (set name, path) in set order.
     files: Vec<(String, PathBuf)>,
+    /// Every file of the family when only some set numbers are used: a labels file
+    /// covers all of them, so label offsets count the unused ones too.
+    family: Vec<(String, PathBuf)>,
     ignored: Vec<Ignored>,
 }
 
@@ -1146,6 +1188,27 @@ fn slice_samples(a: &ArrayData, start: usize, end: usize) -> Result<ArrayData, F
         Bytes::Owned(_) => Bytes::Owned(Arc::new(a.samples_raw(start, end).to_vec())),
     };
     ArrayData::new(a.path.clone(), a.dtype, shape, bytes)
+}
+
+/// A one-column f32 array whose values are all integers becomes i64 `(n,)`, so class ids
+/// in a labels CSV are read as class ids (as CSV label columns are).
+fn integer_column(a: ArrayData) -> ArrayData {
+    if a.dtype != DType::F32 || a.sample_len() != 1 {
+        return a;
+    }
+    let mut v = Vec::with_capacity(a.num_samples());
+    a.range_f32(0, a.num_samples(), &mut v);
+    if !v.iter().all(|x| x.fract() == 0.0 && x.abs() < 16_777_216.0) {
+        return a;
+    }
+    let bytes: Vec<u8> = v.iter().flat_map(|x| (*x as i64).to_le_bytes()).collect();
+    ArrayData::new(
+        a.path.clone(),
+        DType::I64,
+        vec![v.len()],
+        Bytes::Owned(Arc::new(bytes)),
+    )
+    .unwrap_or(a)
 }
 
 fn to_ram(a: &ArrayData) -> ArrayData {
@@ -1966,9 +2029,9 @@ impl fmt::Display for DataReport {
         writeln!(f, "source      {}", i.source.display())?;
         let mode = match i.mode {
             Mode::Files => format!("files mode, base name {:?}", i.base_name),
-            Mode::Dataset => "dataset mode (one file cut into sets)".into(),
+            Mode::Dataset => "dataset mode: one file cut into sets".into(),
         };
-        writeln!(f, "format      {} ({mode})", i.format)?;
+        writeln!(f, "format      {}, {mode}", i.format)?;
         writeln!(f, "files       {}", i.sets.len())?;
         for s in &i.sets {
             writeln!(
