@@ -729,8 +729,8 @@ impl Trainer {
         self.fire(Stage::TrainIterEnd);
         self.grads = None;
         let due = match self.config.validate_every {
-            Every::Batches(n) => n > 0 && self.state.batches_fit % n == 0,
-            Every::Steps(n) => n > 0 && self.state.global_step % n == 0 && !row.is_empty(),
+            Every::Batches(n) => n > 0 && self.state.batches_fit.is_multiple_of(n),
+            Every::Steps(n) => n > 0 && self.state.global_step.is_multiple_of(n) && !row.is_empty(),
             _ => false,
         };
         // A validation due exactly at an epoch end waits for the end-of-epoch check.
@@ -755,10 +755,10 @@ impl Trainer {
         };
         let due = match self.config.validate_every {
             Every::Never => false,
-            Every::Epochs(n) => last || (n > 0 && self.state.epoch % n == 0),
+            Every::Epochs(n) => last || (n > 0 && self.state.epoch.is_multiple_of(n)),
             // Batch- and step-based validation also runs once after the last epoch.
-            Every::Batches(n) => n > 0 && (last || self.state.batches_fit % n == 0),
-            Every::Steps(n) => n > 0 && (last || self.state.global_step % n == 0),
+            Every::Batches(n) => n > 0 && (last || self.state.batches_fit.is_multiple_of(n)),
+            Every::Steps(n) => n > 0 && (last || self.state.global_step.is_multiple_of(n)),
         };
         if due && self.val_data.is_some() {
             self.start_validation(then)?;
@@ -772,7 +772,7 @@ impl Trainer {
             };
         }
         if let Every::Epochs(n) = self.config.checkpoint_every {
-            if n > 0 && self.state.epoch % n == 0 {
+            if n > 0 && self.state.epoch.is_multiple_of(n) {
                 self.control.checkpoint = true;
             }
         }
@@ -899,7 +899,9 @@ impl Trainer {
             }
             Task::Regression => {
                 let targets = y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                m.update_regression(mean_loss * n as f64, &scores, &targets)?;
+                // The regression loss is a mean over every predicted value (several per
+                // sample for per-step time-series outputs), and so is the metric.
+                m.update_regression(mean_loss * scores.len() as f64, &scores, &targets)?;
             }
         }
         Ok(())
@@ -907,8 +909,8 @@ impl Trainer {
 
     fn checkpoint_due_after_batch(&self) -> bool {
         match self.config.checkpoint_every {
-            Every::Batches(n) => n > 0 && self.state.batches_fit % n == 0,
-            Every::Steps(n) => n > 0 && self.state.global_step % n == 0,
+            Every::Batches(n) => n > 0 && self.state.batches_fit.is_multiple_of(n),
+            Every::Steps(n) => n > 0 && self.state.global_step.is_multiple_of(n),
             _ => false,
         }
     }

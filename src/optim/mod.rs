@@ -146,7 +146,7 @@ pub(crate) fn update_in_place(
     var: &Var,
     grad: &Tensor,
     slots: &mut [Vec<f32>],
-    update: &mut dyn FnMut(&mut [f32], &[f32], &mut [Vec<f32>]),
+    update: &mut UpdateFn,
 ) -> Result<()> {
     if var.dtype() != DType::F32 {
         return Err(Error::Optimizer(format!(
