@@ -2114,3 +2114,52 @@ impl fmt::Display for DataReport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn piece_letters_are_bijective_base_26() {
+        let got: Vec<String> = [0, 1, 25, 26, 27, 51, 52, 701, 702]
+            .iter()
+            .map(|&k| piece_letters(k))
+            .collect();
+        assert_eq!(got, ["a", "b", "z", "aa", "ab", "az", "ba", "zz", "aaa"]);
+    }
+
+    #[test]
+    fn set_numbers_come_from_trailing_digits() {
+        assert_eq!(split_number("batch_12"), ("batch_", Some(12)));
+        assert_eq!(split_number("x007"), ("x", Some(7)));
+        assert_eq!(split_number("train"), ("train", None));
+        assert_eq!(split_number("99"), ("", Some(99)));
+        assert_eq!(
+            split_number("n99999999999999999999999"),
+            ("n99999999999999999999999", None)
+        );
+    }
+
+    #[test]
+    fn idx_images_pair_with_their_labels() {
+        let listing: Vec<String> = [
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte.gz",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            idx_label_partner("t10k-images-idx3-ubyte.gz", &listing).as_deref(),
+            Some("t10k-labels-idx1-ubyte.gz")
+        );
+        // A plain images file may pair with a gzipped labels file.
+        assert_eq!(
+            idx_label_partner("train-images-idx3-ubyte", &listing).as_deref(),
+            Some("train-labels-idx1-ubyte.gz")
+        );
+        assert_eq!(idx_label_partner("other-idx3-ubyte", &listing), None);
+    }
+}
