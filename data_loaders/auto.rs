@@ -576,7 +576,16 @@ impl AutoDataBuilder {
                     samples: f.data.num_samples(),
                 })
                 .collect(),
-            ignored: choice.ignored.clone(),
+            // Files read as labels are used, not ignored.
+            ignored: choice
+                .ignored
+                .iter()
+                .filter(|i| {
+                    !label_arrays.iter().any(|l| l.path == i.file)
+                        && labels_file.as_ref() != Some(&i.file)
+                })
+                .cloned()
+                .collect(),
             num_samples: files.iter().map(|f| f.data.num_samples()).sum(),
             sample_shape: first.sample_shape().to_vec(),
             dtype: first.dtype,
@@ -612,7 +621,7 @@ impl AutoDataBuilder {
             }
         }
         let strip_gz = lower.strip_suffix(".gz").unwrap_or(&lower);
-        if strip_gz.contains("-idx") && strip_gz.ends_with("-ubyte") {
+        if idx_marker(strip_gz).is_some() && strip_gz.ends_with("-ubyte") {
             return Some(("idx".into(), name[..strip_gz.len()].to_string()));
         }
         for (ext, fmt) in [
@@ -1073,15 +1082,32 @@ fn split_number(stem: &str) -> (&str, Option<u64>) {
     }
 }
 
+/// Where `-idxN` (or `.idxN`, as some mirrors name it) is in a lowercase idx file name:
+/// (index of the separator, index after the digits).
+fn idx_marker(lower: &str) -> Option<(usize, usize)> {
+    lower.match_indices("idx").find_map(|(at, _)| {
+        let sep = at.checked_sub(1)?;
+        if !matches!(lower.as_bytes()[sep], b'-' | b'.') {
+            return None;
+        }
+        let digits = lower[at + 3..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        (digits > 0).then_some((sep, at + 3 + digits))
+    })
+}
+
 /// `train-images-idx3-ubyte.gz` -> `train-labels-idx1-ubyte.gz` if present.
 fn idx_label_partner(name: &str, listing: &[String]) -> Option<String> {
     let lower = name.to_ascii_lowercase();
-    let at = lower.find("-idx")?;
-    let digit_end = lower[at + 4..]
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| at + 4 + i)?;
-    let prefix = lower[..at].replace("images", "labels");
-    let want = format!("{prefix}-idx1{}", &lower[digit_end..]);
+    let (sep, digit_end) = idx_marker(&lower)?;
+    let prefix = lower[..sep].replace("images", "labels");
+    let want = format!(
+        "{prefix}{}idx1{}",
+        &lower[sep..sep + 1],
+        &lower[digit_end..]
+    );
     let want_plain = want.strip_suffix(".gz").unwrap_or(&want).to_string();
     listing
         .iter()
@@ -1229,6 +1255,9 @@ enum Targets {
     Values(Vec<ArrayData>),
 }
 
+/// More inferred classes than this is taken as a sign the labels are not class ids.
+const MAX_INFERRED_CLASSES: usize = 1 << 20;
+
 fn make_targets(
     arrays: &[ArrayData],
     mode: LabelMode,
@@ -1289,6 +1318,13 @@ fn make_targets(
         .map(|a| a.to_u32_labels())
         .collect::<Result<_, _>>()?;
     let max = ids.iter().flatten().copied().max().unwrap_or(0) as usize;
+    if num_classes.is_none() && max >= MAX_INFERRED_CLASSES {
+        return Err(Error::Data(format!(
+            "{}: integer labels up to {max} would mean {} classes; if they are regression targets use .regression(), else give num_classes",
+            first.path.display(),
+            max + 1
+        )));
+    }
     let n = num_classes.unwrap_or(max + 1);
     for (a, v) in arrays.iter().zip(&ids) {
         if let Some((i, l)) = v.iter().enumerate().find(|(_, l)| **l as usize >= n) {
@@ -2161,5 +2197,12 @@ mod tests {
             Some("train-labels-idx1-ubyte.gz")
         );
         assert_eq!(idx_label_partner("other-idx3-ubyte", &listing), None);
+        let dotted = vec!["train-labels.idx1-ubyte".to_string()];
+        assert_eq!(
+            idx_label_partner("train-images.idx3-ubyte", &dotted).as_deref(),
+            Some("train-labels.idx1-ubyte")
+        );
+        assert_eq!(idx_marker("a-idx-ubyte"), None);
+        assert_eq!(idx_marker("train-images.idx3-ubyte"), Some((12, 17)));
     }
 }
