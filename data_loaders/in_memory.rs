@@ -170,6 +170,7 @@ impl DataLoader for InMemoryData {
             .map(|i| i.to_string())
             .collect();
         state.sets_done.clear();
+        state.clear_window();
         state.epoch += 1;
         Ok(())
     }
@@ -213,10 +214,6 @@ impl DataLoader for InMemoryData {
                 Tensor::from_vec(y, end - start, device)?
             }
         };
-        Ok(Batch {
-            set_name: set_name.to_string(),
-            x,
-            y,
-        })
+        Ok(Batch::new(set_name, x, y))
     }
 }

@@ -1,4 +1,4 @@
-//! The `deeptrain` command line: `train`, `resume`, `inspect`.
+//! The `deeptrain` command line: `train`, `resume`, `inspect`, `data`.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,9 @@ usage:
   deeptrain resume PATH [--threads N]      PATH: a run directory or a checkpoint directory
   deeptrain inspect PATH [--json]
   deeptrain report PATH [-o FILE]         renders report.png (default: into the checkpoint directory)
+  deeptrain data DIR|FILE [--batch-size N] [--shuffle [--shuffle-samples] --seed S] [--drop-last]
+                 [--labels PATH] [--file NAME] [--format EXT] [--json]
+                 what the AutoData loader infers, and the batches of one epoch
 With no CONFIG, `train` runs the default job: an MLP on the embedded digits data set.";
 
 /// Exit status of a run stopped by a signal, as shells report for SIGINT.
@@ -41,8 +44,12 @@ const VALUE_OPTIONS: &[&str] = &[
     "--threads",
     "-o",
     "--output",
+    "--batch-size",
+    "--labels",
+    "--file",
+    "--format",
 ];
-const FLAG_OPTIONS: &[&str] = &["--json"];
+const FLAG_OPTIONS: &[&str] = &["--json", "--shuffle", "--shuffle-samples", "--drop-last"];
 
 fn parse_args(args: &[String]) -> Result<Args> {
     let mut positional = Vec::new();
@@ -110,6 +117,7 @@ pub fn run(args: &[String]) -> Result<i32> {
         "resume" => resume(&args),
         "inspect" => inspect(&args),
         "report" => report(&args),
+        "data" => data(&args),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
@@ -358,6 +366,62 @@ fn inspect(args: &Args) -> Result<i32> {
                 "best {} = {:.6} at epoch {} (batches_fit {})",
                 b.metric, b.value, b.epoch, b.batches_fit
             );
+        }
+    }
+    Ok(0)
+}
+
+/// `deeptrain data`: what AutoData infers from a directory (or file) and the exact batch
+/// sequence of one epoch, as a trainer seeded with `--seed` would see it.
+fn data(args: &Args) -> Result<i32> {
+    use crate::data_loaders::{AutoData, DataLoader};
+    let [path] = args.positional.as_slice() else {
+        return Err(Error::Usage(
+            "data takes exactly one DIR (or one data FILE)".into(),
+        ));
+    };
+    let path = Path::new(path);
+    let mut builder = if path.is_file() {
+        AutoData::from_file(path)?
+    } else {
+        AutoData::from_dir(path)?
+    };
+    if let Some(n) = args.number::<usize>("--batch-size")? {
+        builder = builder.batch_size(n);
+    }
+    if let Some(s) = args.number::<u64>("--seed")? {
+        builder = builder.seed(s);
+    }
+    if let Some(l) = args.value("--labels") {
+        builder = builder.labels(l);
+    }
+    if let Some(f) = args.value("--file") {
+        builder = builder.file(f);
+    }
+    if let Some(f) = args.value("--format") {
+        builder = builder.format(f);
+    }
+    let loader = builder
+        .shuffle(args.flag("--shuffle"))
+        .shuffle_samples(args.flag("--shuffle-samples"))
+        .drop_last(args.flag("--drop-last"))
+        .build()?;
+    let mut state = loader.new_state();
+    loader.plan_epoch(&mut state)?;
+    let report = loader.report(&state)?;
+    if args.flag("--json") {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Data(e.to_string()))?
+        );
+    } else {
+        // Listings are long and often piped into `head`: a closed pipe is not an error.
+        use std::io::Write;
+        match write!(std::io::stdout().lock(), "{report}") {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(Error::io("stdout", e))
+            }
+            _ => {}
         }
     }
     Ok(0)

@@ -263,18 +263,23 @@ impl TrainerBuilder {
         let init = self
             .init_rng
             .unwrap_or_else(|| RngStream::new(seed, StreamId::Init));
-        let train_state = LoaderState::new(
+        let mut train_state = LoaderState::new(
             self.batch_size,
             self.shuffle,
             self.drop_last,
             &RngStream::new(seed, StreamId::TrainShuffle),
         );
-        let val_state = LoaderState::new(
+        let mut val_state = LoaderState::new(
             self.val_batch_size.unwrap_or(self.batch_size),
             false,
             false,
             &RngStream::new(seed, StreamId::ValShuffle),
         );
+        // Settings a loader was built with (e.g. `AutoData::batch_size`) win over ours.
+        train_data.configure_state(&mut train_state);
+        if let Some(val) = &self.val_data {
+            val.configure_state(&mut val_state);
+        }
         let key_metric = self.config.key_metric.clone();
         let metrics = metric_template(task, &self.config.metrics)?;
         let state = TrainState {
@@ -393,8 +398,9 @@ pub struct Trainer {
     grads: Option<candle_core::backprop::GradStore>,
     /// First callback failure of the current transition, acted on once it completes.
     callback_error: Option<Error>,
-    /// `(batches_fit, batches_validated, phase)` of the last checkpoint, to not save twice.
-    saved_at: Option<(u64, u64, Phase)>,
+    /// `(batches_fit, batches_validated, train window, val window, phase)` of the last
+    /// checkpoint, to not save twice.
+    saved_at: Option<(u64, u64, u64, u64, Phase)>,
     last_checkpoint: Option<PathBuf>,
     /// Time of the last wall-clock bookkeeping.
     clock: Instant,
@@ -706,14 +712,20 @@ impl Trainer {
     fn train_iteration(&mut self) -> Result<()> {
         let started = Instant::now();
         self.fire(Stage::TrainIterBegin);
-        let name = self.state.train_data.set_nums_to_process.remove(0);
+        // Windows (stateful time series): a set may be cut into several windows, one per
+        // iteration. It stays first in `set_nums_to_process` until its last window is fit;
+        // only then does it count as a batch. A set skipped at `TrainIterBegin` is
+        // skipped whole. Sets without windows are one window, so all of this is a no-op.
+        let name = self.state.train_data.set_nums_to_process[0].clone();
         self.state.set_name = name.clone();
         self.state.set_kind = "train".into();
         let mut row: Vec<(String, f64)> = Vec::new();
+        let mut last_window = true;
         if !self.control.skip_batch {
             let batch = self
                 .train_data
                 .load(&self.state.train_data, &name, &self.device)?;
+            last_window = batch.is_last_window();
             let lr = self.current_learning_rate();
             self.optimizer.set_learning_rate(lr);
             let mut ctx = ForwardCtx {
@@ -766,6 +778,30 @@ impl Trainer {
                 row.push(("grad_norm".into(), global));
             }
         }
+        if !row.is_empty() {
+            self.state.train_data.window_rows.push(row);
+        }
+        if !last_window {
+            // More windows of this set follow: the carried state is kept, the set is not
+            // done. Validation and batch-based checkpoints wait for the set's end.
+            self.state.train_data.window += 1;
+            self.state.time.train_secs += started.elapsed().as_secs_f64();
+            self.tick();
+            self.fire(Stage::TrainIterEnd);
+            self.grads = None;
+            if matches!(self.config.checkpoint_every, Every::Steps(_))
+                && self.checkpoint_due_after_batch()
+            {
+                self.control.checkpoint = true;
+            }
+            return Ok(());
+        }
+        // The set is done: forget the recurrent state, and record one history row (the
+        // mean of its windows' rows).
+        self.state.train_data.set_nums_to_process.remove(0);
+        self.state.train_data.window = 0;
+        let row = mean_rows(std::mem::take(&mut self.state.train_data.window_rows));
+        self.model.reset_states();
         self.state.batches_fit += 1;
         self.state.batch_in_epoch += 1;
         self.state.train_data.sets_done.push(name);
@@ -855,7 +891,8 @@ impl Trainer {
                 "validation phase without validation data".into(),
             ));
         };
-        let name = self.state.val_data.set_nums_to_process.remove(0);
+        // Windows: as in `train_iteration`, the set stays first until its last window.
+        let name = self.state.val_data.set_nums_to_process[0].clone();
         let batch = val.load(&self.state.val_data, &name, &self.device)?;
         self.state.set_name = name.clone();
         self.state.set_kind = "val".into();
@@ -869,11 +906,21 @@ impl Trainer {
         let mut m = std::mem::take(&mut self.state.val_metrics);
         self.update_metrics(&mut m, loss_value, &output, &batch.y)?;
         self.state.val_metrics = m;
-        self.state.batches_validated += 1;
-        self.state.val_data.sets_done.push(name);
+        let last_window = batch.is_last_window();
+        if last_window {
+            self.state.val_data.set_nums_to_process.remove(0);
+            self.state.val_data.window = 0;
+            self.model.reset_states();
+            self.state.batches_validated += 1;
+            self.state.val_data.sets_done.push(name);
+        } else {
+            self.state.val_data.window += 1;
+        }
         self.state.time.validation_secs += started.elapsed().as_secs_f64();
         self.tick();
-        self.fire(Stage::ValBatchEnd);
+        if last_window {
+            self.fire(Stage::ValBatchEnd);
+        }
         self.fire(Stage::ValIterEnd);
         Ok(())
     }
@@ -951,7 +998,9 @@ impl Trainer {
             }
             Task::Regression => {
                 let targets = y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                m.update_regression(mean_loss * n as f64, &scores, &targets)?;
+                // The regression loss is a mean over every predicted value (several per
+                // sample for per-step time-series outputs), and so is the metric.
+                m.update_regression(mean_loss * scores.len() as f64, &scores, &targets)?;
             }
         }
         Ok(())
@@ -1016,10 +1065,12 @@ impl Trainer {
 
     // ---- checkpoints ----------------------------------------------------------------------
 
-    fn position(&self) -> (u64, u64, Phase) {
+    fn position(&self) -> (u64, u64, u64, u64, Phase) {
         (
             self.state.batches_fit,
             self.state.batches_validated,
+            self.state.train_data.window,
+            self.state.val_data.window,
             self.state.phase.clone(),
         )
     }
@@ -1153,6 +1204,25 @@ impl Trainer {
         self.state.time.checkpoint_secs += started.elapsed().as_secs_f64();
         Ok(dir)
     }
+}
+
+/// One history row for a set fit in several windows: the mean of the windows' rows
+/// (a set of one window keeps its row as it is).
+fn mean_rows(mut rows: Vec<Vec<(String, f64)>>) -> Vec<(String, f64)> {
+    if rows.len() <= 1 {
+        return rows.pop().unwrap_or_default();
+    }
+    let n = rows.len() as f64;
+    let mut sums: Vec<(String, f64)> = Vec::new();
+    for row in &rows {
+        for (k, v) in row {
+            match sums.iter_mut().find(|(name, _)| name == k) {
+                Some((_, s)) => *s += v,
+                None => sums.push((k.clone(), *v)),
+            }
+        }
+    }
+    sums.into_iter().map(|(k, s)| (k, s / n)).collect()
 }
 
 /// Global gradient norms per batch over a data set, with summary statistics.
