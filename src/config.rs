@@ -34,6 +34,8 @@ pub struct JobConfig {
     pub data: DataConfig,
     pub model: ModelConfig,
     pub optimizer: OptimizerConfig,
+    /// Fields left out take the default job's values (see `train_over_job_defaults`).
+    #[serde(deserialize_with = "train_over_job_defaults")]
     pub train: TrainConfig,
     pub logging: LoggingConfig,
     /// Stop when a validation metric stops improving.
@@ -457,4 +459,25 @@ fn parse_labelled_csv(bytes: &[u8], name: &str, scale: f32) -> Result<InMemoryDa
     let inputs = width.unwrap_or(1) - 1;
     let num_classes = labels.iter().max().map(|m| *m as usize + 1).unwrap_or(0);
     InMemoryData::classification(name, features, vec![inputs], labels, num_classes)
+}
+
+/// Reads a `train` section over the default job's loop settings rather than over
+/// `TrainConfig::default()`, so `{"train": {"epochs": 60}}` is the default job with 60
+/// epochs (seed 7, `runs/digits`, `val_accuracy`), exactly as `--epochs 60` is.
+fn train_over_job_defaults<'de, D>(deserializer: D) -> std::result::Result<TrainConfig, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let given = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+    let mut merged = match serde_json::to_value(JobConfig::default().train) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => {
+            return Err(D::Error::custom(
+                "the default train settings do not serialize",
+            ))
+        }
+    };
+    merged.extend(given);
+    serde_json::from_value(serde_json::Value::Object(merged)).map_err(D::Error::custom)
 }

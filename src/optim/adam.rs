@@ -65,6 +65,8 @@ impl AdamCore {
         let step_size = (c.lr / bc1) as f32;
         let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
         let (b1, b2, eps) = (c.beta1 as f32, c.beta2 as f32, c.eps as f32);
+        // 1 - beta in f64: in f32, 1 - 0.999f32 is off by 1.3e-5 relative.
+        let (one_minus_b1, one_minus_b2) = ((1.0 - c.beta1) as f32, (1.0 - c.beta2) as f32);
         let decay = if self.decoupled {
             (1.0 - c.lr * c.weight_decay) as f32
         } else {
@@ -83,8 +85,8 @@ impl AdamCore {
                 let [m, s] = bufs else { return };
                 for i in 0..p.len() {
                     let gi = g[i] * scale + l2 * p[i];
-                    let mi = flush_subnormal(b1 * m[i] + (1.0 - b1) * gi);
-                    let si = flush_subnormal(b2 * s[i] + (1.0 - b2) * gi * gi);
+                    let mi = flush_subnormal(b1 * m[i] + one_minus_b1 * gi);
+                    let si = flush_subnormal(b2 * s[i] + one_minus_b2 * gi * gi);
                     m[i] = mi;
                     s[i] = si;
                     p[i] = p[i] * decay - step_size * mi / (si.sqrt() * inv_sqrt_bc2 + eps);

@@ -1,0 +1,283 @@
+//! Checkpoints on disk: damage is detected and named, `load_latest` falls back to the
+//! previous good checkpoint, crashed saves leave nothing the loader trusts, pruning.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use common::{scratch, small_job, state_bytes};
+use deeptrain::checkpoint::{self, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE};
+use deeptrain::trainer::Every;
+use deeptrain::{Error, Outcome, Trainer};
+
+/// A finished 2-epoch run with a checkpoint after every epoch (and one at the end),
+/// nothing pruned. Returns its directory and the final state as bytes.
+fn finished_run(name: &str) -> (PathBuf, Vec<u8>) {
+    let run = scratch(name);
+    let mut job = small_job(&run);
+    job.train.checkpoint_every = Every::Epochs(1);
+    job.train.keep_last = 10;
+    let mut trainer = job.build_trainer().unwrap();
+    assert_eq!(trainer.fit().unwrap(), Outcome::Finished);
+    let state = state_bytes(&trainer.state);
+    let n = checkpoint::list(&run).unwrap().len();
+    assert!(n >= 3, "expected at least 3 checkpoints, found {n}");
+    (run, state)
+}
+
+fn flip_byte(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = at.min(bytes.len() - 1);
+    bytes[at] ^= 0x5a;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Loads `dir` directly, turning a panic into a test failure that says so.
+fn load_no_panic(dir: &Path) -> deeptrain::Result<checkpoint::LoadedCheckpoint> {
+    catch_unwind(AssertUnwindSafe(|| checkpoint::load(dir)))
+        .unwrap_or_else(|_| panic!("checkpoint::load panicked on {}", dir.display()))
+}
+
+fn latest_no_panic(dir: &Path) -> deeptrain::Result<checkpoint::LoadedCheckpoint> {
+    catch_unwind(AssertUnwindSafe(|| checkpoint::load_latest(dir)))
+        .unwrap_or_else(|_| panic!("checkpoint::load_latest panicked on {}", dir.display()))
+}
+
+fn err_of<T>(r: deeptrain::Result<T>, what: &str) -> Error {
+    match r {
+        Ok(_) => panic!("{what}: expected an error, got Ok"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn corrupt_newest_model_falls_back_to_previous_and_resumes() {
+    let (run, final_state) = finished_run("ckpt-corrupt-model");
+    let all = checkpoint::list(&run).unwrap();
+    let newest = all.last().unwrap().clone();
+    let previous = all[all.len() - 2].clone();
+    let model = newest.join(MODEL_FILE);
+    let len = std::fs::metadata(&model).unwrap().len() as usize;
+    flip_byte(&model, len / 2);
+
+    // Loading the damaged checkpoint itself names the damaged file.
+    for err in [
+        err_of(load_no_panic(&newest), "load"),
+        err_of(latest_no_panic(&newest), "load_latest(ckpt dir)"),
+    ] {
+        assert!(matches!(err, Error::CorruptCheckpoint { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(&model.display().to_string()), "{msg}");
+    }
+
+    // The run directory falls back to the previous checkpoint.
+    let loaded = latest_no_panic(&run).unwrap();
+    assert_eq!(loaded.dir, previous);
+
+    // And the run resumes from there and ends where it ended before.
+    let mut trainer = Trainer::resume(&run).unwrap();
+    assert_eq!(trainer.last_checkpoint(), Some(previous.as_path()));
+    assert!(
+        !trainer.state.is_done(),
+        "previous checkpoint should be mid-run"
+    );
+    assert_eq!(trainer.fit().unwrap(), Outcome::Finished);
+    assert!(state_bytes(&trainer.state) == final_state, "state differs");
+    // The new final checkpoint took the damaged one's place.
+    assert_eq!(trainer.last_checkpoint(), Some(newest.as_path()));
+    load_no_panic(&newest).unwrap();
+}
+
+#[test]
+fn missing_or_damaged_optimizer_file_is_named() {
+    let (run, _) = finished_run("ckpt-corrupt-optimizer");
+    let newest = checkpoint::list(&run).unwrap().pop().unwrap();
+    let opt = newest.join(OPTIMIZER_FILE);
+    let original = std::fs::read(&opt).unwrap();
+
+    flip_byte(&opt, 3);
+    let msg = err_of(load_no_panic(&newest), "flipped optimizer").to_string();
+    assert!(msg.contains(&opt.display().to_string()), "{msg}");
+
+    std::fs::remove_file(&opt).unwrap();
+    let msg = err_of(load_no_panic(&newest), "missing optimizer").to_string();
+    assert!(msg.contains(&opt.display().to_string()), "{msg}");
+
+    std::fs::write(&opt, original).unwrap();
+    load_no_panic(&newest).unwrap();
+}
+
+/// Pseudo-random bytes (a fixed LCG), so failures reproduce.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn damaged_state_bin_is_an_error_not_a_panic() {
+    let (run, _) = finished_run("ckpt-state-bin");
+    let all = checkpoint::list(&run).unwrap();
+    let newest = all.last().unwrap().clone();
+    let previous = all[all.len() - 2].clone();
+    let state_path = newest.join(STATE_FILE);
+    let original = std::fs::read(&state_path).unwrap();
+    let shown = state_path.display().to_string();
+
+    // A valid header around a payload that is not a CheckpointMeta.
+    let garbage_payload = {
+        use sha2::{Digest, Sha256};
+        let payload = noise(300, 42);
+        let mut b = original[..12].to_vec();
+        b.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        b.extend_from_slice(&Sha256::digest(&payload));
+        b.extend_from_slice(&payload);
+        b
+    };
+    let mut flipped_payload = original.clone();
+    *flipped_payload.last_mut().unwrap() ^= 1;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("truncated to 4 bytes", original[..4].to_vec()),
+        ("truncated in the header", original[..30].to_vec()),
+        (
+            "truncated in the payload",
+            original[..original.len() / 2].to_vec(),
+        ),
+        ("one byte short", original[..original.len() - 1].to_vec()),
+        ("garbage", noise(original.len(), 7)),
+        ("payload flipped", flipped_payload),
+        ("garbage payload, valid checksum", garbage_payload),
+    ];
+    for (what, bytes) in cases {
+        std::fs::write(&state_path, &bytes).unwrap();
+        let err = err_of(load_no_panic(&newest), what);
+        assert!(
+            matches!(
+                err,
+                Error::CorruptCheckpoint { .. } | Error::NotACheckpoint { .. }
+            ),
+            "{what}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&shown),
+            "{what}: message does not name the file: {msg}"
+        );
+        // Damage is skipped over: the run still loads, from the previous checkpoint.
+        let loaded = latest_no_panic(&run).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(loaded.dir, previous, "{what}");
+    }
+
+    // A newer format is reported as such, with the version found; no silent fallback.
+    let mut v999 = original.clone();
+    v999[8..12].copy_from_slice(&999u32.to_le_bytes());
+    std::fs::write(&state_path, &v999).unwrap();
+    for (what, r) in [
+        ("load", load_no_panic(&newest)),
+        ("load_latest", latest_no_panic(&run)),
+    ] {
+        let err = err_of(r, what);
+        let Error::UnsupportedVersion { found, .. } = &err else {
+            panic!("{what}: expected UnsupportedVersion, got {err:?}");
+        };
+        assert_eq!(*found, 999);
+        let msg = err.to_string();
+        assert!(msg.contains("999"), "{msg}");
+        assert!(msg.contains(&shown), "{msg}");
+    }
+    let msg = err_of(Trainer::resume(&run), "resume v999").to_string();
+    assert!(msg.contains("999"), "{msg}");
+
+    std::fs::write(&state_path, &original).unwrap();
+    assert_eq!(latest_no_panic(&run).unwrap().dir, newest);
+}
+
+fn ckpt_names(run: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(run.join(checkpoint::CHECKPOINTS_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn crashed_save_is_ignored_then_cleaned_and_keep_last_prunes() {
+    let run = scratch("ckpt-tmp-keep");
+    let mut job = small_job(&run);
+    job.train.epochs = 1;
+    job.train.keep_last = 2;
+    job.train.checkpoint_every = Every::Batches(5);
+    let mut trainer = job.build_trainer().unwrap();
+    assert_eq!(trainer.fit().unwrap(), Outcome::Finished);
+    // Many checkpoints were written, the 2 newest kept.
+    let saved = trainer.state.checkpoints_saved;
+    assert!(saved >= 4, "only {saved} checkpoints written");
+    let expect = |n: u64| vec![format!("ckpt-{:06}", n - 1), format!("ckpt-{n:06}")];
+    assert_eq!(ckpt_names(&run), expect(saved));
+    let newest = trainer.last_checkpoint().unwrap().to_path_buf();
+
+    // A process that died mid-save left a complete-looking copy with a higher number
+    // and a half-written one. Neither is a checkpoint to the loader.
+    let parent = run.join(checkpoint::CHECKPOINTS_DIR);
+    let full = parent.join(".tmp-ckpt-000999-99999999");
+    let half = parent.join(".tmp-ckpt-001000-88888888");
+    copy_dir(&newest, &full);
+    std::fs::create_dir_all(&half).unwrap();
+    std::fs::write(half.join(MODEL_FILE), b"half").unwrap();
+    assert_eq!(latest_no_panic(&run).unwrap().dir, newest);
+    assert_eq!(checkpoint::list(&run).unwrap().len(), 2);
+    assert_eq!(
+        Trainer::resume(&run).unwrap().last_checkpoint(),
+        Some(newest.as_path())
+    );
+
+    // The next save removes the leftovers and still keeps exactly 2.
+    let next = trainer.save_checkpoint().unwrap();
+    assert!(!full.exists() && !half.exists(), "{:?}", ckpt_names(&run));
+    assert_eq!(ckpt_names(&run), expect(saved + 1));
+    assert_eq!(latest_no_panic(&run).unwrap().dir, next);
+    trainer.save_checkpoint().unwrap();
+    assert_eq!(ckpt_names(&run), expect(saved + 2));
+}
+
+#[test]
+fn no_checkpoint_errors_name_the_path() {
+    let empty = scratch("ckpt-none");
+    for dir in [empty.clone(), {
+        let d = empty.join("with-empty-folder");
+        std::fs::create_dir_all(d.join(checkpoint::CHECKPOINTS_DIR)).unwrap();
+        d
+    }] {
+        let err = err_of(latest_no_panic(&dir), "empty run dir");
+        assert!(matches!(err, Error::NoCheckpoint { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&dir.display().to_string()),
+            "{err}"
+        );
+        let msg = err_of(Trainer::resume(&dir), "resume empty").to_string();
+        assert!(msg.contains(&dir.display().to_string()), "{msg}");
+    }
+    let missing = empty.join("does-not-exist");
+    let err = err_of(latest_no_panic(&missing), "missing dir");
+    assert!(
+        err.to_string().contains(&missing.display().to_string()),
+        "{err}"
+    );
+}

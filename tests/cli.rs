@@ -1,0 +1,419 @@
+//! The real `deeptrain` binary: train, resume, inspect, errors, and signals.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use common::scratch;
+use deeptrain::checkpoint;
+use deeptrain::JobConfig;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_deeptrain");
+
+/// The command with a clean environment as far as deeptrain cares: default threads.
+fn command(cwd: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_remove("CANDLE_NUM_THREADS")
+        .env_remove("RAYON_NUM_THREADS");
+    cmd
+}
+
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the binary to completion; a panic message on stderr fails the test.
+fn run(cwd: &Path, args: &[&str]) -> Ran {
+    let out = command(cwd, args).output().unwrap();
+    let ran = Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !ran.stderr.contains("panicked"),
+        "{args:?} panicked:\n{ran}"
+    );
+    ran
+}
+
+fn run_ok(cwd: &Path, args: &[&str]) -> Ran {
+    let ran = run(cwd, args);
+    assert_eq!(ran.code, Some(0), "{args:?} failed:\n{ran}");
+    ran
+}
+
+/// Runs a command that must fail with `code`, printing exactly one line on stderr.
+fn run_err(cwd: &Path, args: &[&str], code: i32) -> String {
+    let ran = run(cwd, args);
+    assert_eq!(ran.code, Some(code), "{args:?}:\n{ran}");
+    let msg = ran.stderr.trim_end();
+    if code != 2 {
+        assert_eq!(msg.lines().count(), 1, "{args:?}: not one line:\n{ran}");
+    }
+    assert!(msg.starts_with("error: "), "{args:?}:\n{ran}");
+    msg.to_string()
+}
+
+fn inspect_json(cwd: &Path, path: &str) -> Value {
+    let ran = run_ok(cwd, &["inspect", path, "--json"]);
+    serde_json::from_str(ran.stdout.trim())
+        .unwrap_or_else(|e| panic!("inspect --json printed no JSON ({e}):\n{ran}"))
+}
+
+/// The highest-numbered checkpoint directory of a run.
+fn final_checkpoint(run_dir: &Path) -> PathBuf {
+    checkpoint::list(run_dir)
+        .unwrap()
+        .pop()
+        .unwrap_or_else(|| panic!("no checkpoints in {}", run_dir.display()))
+}
+
+#[test]
+fn default_job_trains_twice_in_one_cwd() {
+    let cwd = scratch("cli-default");
+    let ran = run_ok(&cwd, &["train"]);
+    assert!(ran.stdout.contains("run directory: runs/digits\n"), "{ran}");
+    assert!(ran.stdout.contains("epoch 15/15"), "{ran}");
+
+    let j = inspect_json(&cwd, "runs/digits");
+    for key in [
+        "checkpoint",
+        "epoch",
+        "global_step",
+        "batches_fit",
+        "phase",
+        "finished",
+        "metrics",
+    ] {
+        assert!(j.get(key).is_some(), "inspect --json lacks {key}: {j}");
+    }
+    assert_eq!(j["finished"], Value::Bool(true), "{j}");
+    assert_eq!(j["phase"], "done", "{j}");
+    assert_eq!(j["epoch"], 15, "{j}");
+    // 1797 digits, 20% held out: 1438 train samples in batches of 32 -> 45 per epoch.
+    assert_eq!(j["batches_fit"], 15 * 45, "{j}");
+    assert_eq!(j["global_step"], j["batches_fit"], "{j}");
+    let ckpt = j["checkpoint"].as_str().unwrap();
+    assert!(
+        Path::new(ckpt).starts_with("runs/digits/checkpoints"),
+        "{ckpt}"
+    );
+    let acc = j["metrics"]["val_accuracy"].as_f64().expect("val_accuracy");
+    println!("default job: val_accuracy {acc:.4}");
+    assert!(acc >= 0.95, "val_accuracy {acc} < 0.95: {j}");
+
+    // The resolved config is saved and parses back to the default job (the thread
+    // count may be written as resolved: 0 means the default, which is 1).
+    let mut config = JobConfig::from_file(&cwd.join("runs/digits/config.json")).unwrap();
+    assert!(config.threads <= 1, "threads {}", config.threads);
+    config.threads = 0;
+    assert_eq!(config, JobConfig::default());
+
+    // The human view names the status.
+    let human = run_ok(&cwd, &["inspect", "runs/digits"]);
+    assert!(human.stdout.contains("status finished"), "{human}");
+
+    // A second run in the same place gets a fresh directory instead of failing. (A
+    // config with only a `train` section is still the default job: same run dir.)
+    std::fs::write(cwd.join("one-epoch.json"), r#"{"train": {"epochs": 1}}"#).unwrap();
+    let again = run_ok(&cwd, &["train", "one-epoch.json"]);
+    assert!(
+        again.stdout.contains("run directory: runs/digits-2\n"),
+        "{again}"
+    );
+    assert!(cwd.join("runs/digits-2/config.json").is_file());
+    assert_eq!(inspect_json(&cwd, "runs/digits-2")["epoch"], 1);
+    // The first run is untouched.
+    assert_eq!(inspect_json(&cwd, "runs/digits")["epoch"], 15);
+}
+
+#[test]
+fn errors_are_one_line_naming_what_is_wrong() {
+    let cwd = scratch("cli-errors");
+
+    let msg = run_err(&cwd, &["resume", "/nonexistent"], 1);
+    assert!(msg.contains("/nonexistent"), "{msg}");
+
+    std::fs::write(cwd.join("bad.json"), r#"{"optimizer": {"lr": -1}}"#).unwrap();
+    let msg = run_err(&cwd, &["train", "bad.json"], 1);
+    assert!(msg.contains("optimizer.lr"), "{msg}");
+
+    std::fs::write(
+        cwd.join("unknown.json"),
+        r#"{"optimizer": {"learning_rate": 0.1}}"#,
+    )
+    .unwrap();
+    let msg = run_err(&cwd, &["train", "unknown.json"], 1);
+    assert!(msg.contains("learning_rate"), "{msg}");
+    assert!(msg.contains("unknown.json"), "{msg}");
+
+    std::fs::write(cwd.join("malformed.json"), "{\"optimizer\": ").unwrap();
+    let msg = run_err(&cwd, &["train", "malformed.json"], 1);
+    assert!(msg.contains("malformed.json"), "{msg}");
+
+    let msg = run_err(&cwd, &["train", "missing.json"], 1);
+    assert!(msg.contains("missing.json"), "{msg}");
+
+    let msg = run_err(&cwd, &["train", "--epochs", "abc"], 2);
+    assert!(msg.contains("--epochs"), "{msg}");
+
+    // None of these left a run behind.
+    assert!(!cwd.join("runs").exists());
+
+    // A run whose only checkpoint is damaged.
+    std::fs::write(
+        cwd.join("tiny.json"),
+        r#"{"model": {"hidden": [16]}, "train": {"epochs": 1, "checkpoint_every": "never"}}"#,
+    )
+    .unwrap();
+    run_ok(&cwd, &["train", "tiny.json", "--run-dir", "one"]);
+    let ckpts = checkpoint::list(&cwd.join("one")).unwrap();
+    assert_eq!(ckpts.len(), 1, "{ckpts:?}");
+    let model = ckpts[0].join(checkpoint::MODEL_FILE);
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&model, bytes).unwrap();
+    let shown = Path::new("one/checkpoints")
+        .join(ckpts[0].file_name().unwrap())
+        .join(checkpoint::MODEL_FILE);
+    for args in [&["inspect", "one"][..], &["inspect", "one", "--json"][..]] {
+        let msg = run_err(&cwd, args, 1);
+        assert!(msg.contains(&shown.display().to_string()), "{msg}");
+    }
+    let msg = run_err(&cwd, &["resume", "one"], 1);
+    assert!(msg.contains(&shown.display().to_string()), "{msg}");
+
+    // An existing run is not overwritten by `train --run-dir`.
+    let msg = run_err(&cwd, &["train", "tiny.json", "--run-dir", "one"], 2);
+    assert!(msg.contains("deeptrain resume one"), "{msg}");
+}
+
+/// 200 epochs of the default job: about 2 s alone, plenty of time to interrupt after the first.
+const LONG_JOB: &str = r#"{"train": {"epochs": 200, "checkpoint_every": "never"}}"#;
+
+/// Starts a long training run, waits for the first epoch line, sends `signal`, and
+/// returns (exit code, stdout, stderr, milliseconds from the signal to the exit).
+fn interrupt_after_first_epoch(cwd: &Path, run_dir: &str, signal: &str) -> (Ran, u128) {
+    std::fs::write(cwd.join("cfg.json"), LONG_JOB).unwrap();
+    let mut child: Child = command(cwd, &["train", "cfg.json", "--run-dir", run_dir])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        err_pipe.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            panic!(
+                "the run ended ({status}) before printing an epoch line:\n{stdout}{}",
+                stderr.join().unwrap()
+            );
+        }
+        stdout.push_str(&line);
+        if line.starts_with("epoch 1/") {
+            break;
+        }
+    }
+    let sent = Instant::now();
+    let kill = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success(), "kill {signal} failed");
+    reader.read_to_string(&mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    let ms = sent.elapsed().as_millis();
+    let ran = Ran {
+        code: status.code(),
+        stdout,
+        stderr: stderr.join().unwrap(),
+    };
+    assert!(!ran.stderr.contains("panicked"), "{ran}");
+    if ran.code == Some(0) {
+        panic!(
+            "the run finished before {signal} arrived ({ms} ms after sending): \
+             make LONG_JOB longer\n{ran}"
+        );
+    }
+    assert_eq!(ran.code, Some(130), "{signal} should exit with 130:\n{ran}");
+    assert!(
+        ran.stdout
+            .contains(&format!("resume with: deeptrain resume {run_dir}")),
+        "{ran}"
+    );
+    assert!(ran.stdout.contains("checkpoint saved: "), "{ran}");
+    (ran, ms)
+}
+
+/// The interrupted run's checkpoint says it is unfinished, in both inspect views.
+fn assert_unfinished(cwd: &Path, run_dir: &str) -> Value {
+    let j = inspect_json(cwd, run_dir);
+    assert_eq!(j["finished"], Value::Bool(false), "{j}");
+    assert_ne!(j["phase"], "done", "{j}");
+    assert!(j["epoch"].as_u64().unwrap() < 200, "{j}");
+    let status = j["status"].as_str().unwrap().to_string();
+    assert!(!status.contains("finished"), "{status}");
+    let human = run_ok(cwd, &["inspect", run_dir]);
+    let line = human
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("status "))
+        .unwrap_or_else(|| panic!("no status line:\n{human}"));
+    assert!(line.contains(&status), "{line:?} does not say {status:?}");
+    j
+}
+
+#[test]
+fn sigint_saves_resumes_and_matches_an_uninterrupted_run() {
+    let cwd = scratch("cli-sigint");
+    let (ran, ms) = interrupt_after_first_epoch(&cwd, "R", "-INT");
+    println!("SIGINT to exit: {ms} ms");
+    assert!(ran.stderr.contains("interrupt:"), "{ran}");
+    let stopped = assert_unfinished(&cwd, "R");
+    println!("stopped at: {}", stopped["status"]);
+    // Exactly one checkpoint: the one the interrupt wrote.
+    assert_eq!(checkpoint::list(&cwd.join("R")).unwrap().len(), 1);
+
+    let resumed = run_ok(&cwd, &["resume", "R"]);
+    assert!(resumed.stdout.contains("resuming R from "), "{resumed}");
+    assert!(resumed.stdout.contains("finished: checkpoint"), "{resumed}");
+    let a = inspect_json(&cwd, "R");
+    assert_eq!(a["finished"], Value::Bool(true), "{a}");
+
+    run_ok(&cwd, &["train", "cfg.json", "--run-dir", "R2"]);
+    let b = inspect_json(&cwd, "R2");
+    let (fa, fb) = (
+        final_checkpoint(&cwd.join("R")),
+        final_checkpoint(&cwd.join("R2")),
+    );
+    for file in [checkpoint::MODEL_FILE, checkpoint::OPTIMIZER_FILE] {
+        let (x, y) = (
+            std::fs::read(fa.join(file)).unwrap(),
+            std::fs::read(fb.join(file)).unwrap(),
+        );
+        assert!(
+            x == y,
+            "{file} of the interrupted+resumed run differs from the uninterrupted one"
+        );
+    }
+    for key in [
+        "metrics",
+        "epoch",
+        "global_step",
+        "batches_fit",
+        "batches_validated",
+        "best",
+    ] {
+        assert_eq!(a[key], b[key], "{key} differs: {a} vs {b}");
+    }
+    assert_eq!(a["epoch"], 200);
+}
+
+#[test]
+fn sigterm_saves_and_exits_130() {
+    let cwd = scratch("cli-sigterm");
+    let (ran, ms) = interrupt_after_first_epoch(&cwd, "T", "-TERM");
+    println!("SIGTERM to exit: {ms} ms");
+    assert_unfinished(&cwd, "T");
+    let ckpts = checkpoint::list(&cwd.join("T")).unwrap();
+    assert_eq!(ckpts.len(), 1, "{ran}");
+    checkpoint::load(&ckpts[0]).unwrap();
+}
+
+#[test]
+fn st_digest_reads_our_safetensors() {
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/st_digest.py");
+    let python_ok = Command::new("python3")
+        .args(["-c", "import safetensors, numpy"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python_ok {
+        println!("skipped: python3 with safetensors and numpy is not available");
+        return;
+    }
+    if !tool.is_file() {
+        println!("skipped: {} not found", tool.display());
+        return;
+    }
+    let cwd = scratch("cli-st-digest");
+    run_ok(&cwd, &["train", "--epochs", "1", "--run-dir", "D"]);
+    let ckpt = final_checkpoint(&cwd.join("D"));
+    let out = Command::new("python3")
+        .arg(&tool)
+        .arg(ckpt.join(checkpoint::MODEL_FILE))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "st_digest failed: {}{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Lines: "<first 16 hex of digest> <name> <dtype> <shape as a Python tuple>", then "all <hex>".
+    let loaded = checkpoint::load(&ckpt).unwrap();
+    let mut seen = Vec::new();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if parts[0] == "all" {
+            assert_eq!(parts[1].len(), 64, "{line}");
+            continue;
+        }
+        let (digest, name, dtype, shape) = (parts[0], parts[1], parts[2], parts[3..].join(" "));
+        seen.push((name.to_string(), dtype.to_string(), shape.clone()));
+        // The digest covers name, dtype, shape and the raw bytes we wrote.
+        let t = &loaded.model[name];
+        let bytes: Vec<u8> = t
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(format!("{name}|<f4|{shape}|").as_bytes());
+        h.update(&bytes);
+        let ours: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(&ours[..16], digest, "{name}: digest differs");
+    }
+    let expected: Vec<(String, String, String)> = [
+        ("layers.0.bias", "(128,)"),
+        ("layers.0.weight", "(128, 64)"),
+        ("layers.1.bias", "(10,)"),
+        ("layers.1.weight", "(10, 128)"),
+    ]
+    .iter()
+    .map(|(n, s)| (n.to_string(), "float32".to_string(), s.to_string()))
+    .collect();
+    assert_eq!(seen, expected, "{text}");
+}
