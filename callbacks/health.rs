@@ -98,18 +98,27 @@ impl Callback for HealthCheck {
                 self.act(view, loss, true);
             }
             Stage::BeforeStep => {
+                // The trainer's per-layer norms are non-finite exactly when a layer has a
+                // NaN or Inf gradient (or one so large its square overflows): only such
+                // layers are scanned, so a healthy step costs no extra pass.
                 let mut problems = Vec::new();
-                if let Some(grads) = view.grads {
-                    for v in view.vars {
-                        if let Some(g) = grads.get(v.var.as_tensor()) {
-                            let (bad, _) = with_cpu_f32(g, scan)?;
-                            if bad > 0 {
-                                problems.push(format!(
-                                    "{bad} non-finite gradient values in {}",
-                                    v.name
-                                ));
-                            }
-                        }
+                let suspect = view
+                    .state
+                    .layer_grad_norms
+                    .iter()
+                    .filter(|(_, n)| !n.is_finite());
+                for (name, _) in suspect {
+                    let grad = view
+                        .vars
+                        .iter()
+                        .find(|v| &v.name == name)
+                        .and_then(|v| view.grads.and_then(|g| g.get(v.var.as_tensor())));
+                    if let Some(g) = grad {
+                        let (bad, max) = with_cpu_f32(g, scan)?;
+                        problems.push(match bad {
+                            0 => format!("gradient norm of {name} overflows (max |g| = {max:.3e})"),
+                            n => format!("{n} non-finite gradient values in {name}"),
+                        });
                     }
                 }
                 if !problems.is_empty() {

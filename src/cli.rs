@@ -311,6 +311,9 @@ pub fn inspect_json(checkpoint: &Path, state: &TrainState) -> serde_json::Value 
         })),
         "remaining_sets": state.train_data.set_nums_to_process,
         "wall_time_secs": state.time.total_secs,
+        "train_secs": state.time.train_secs,
+        "validation_secs": state.time.validation_secs,
+        "checkpoint_secs": state.time.checkpoint_secs,
     })
 }
 

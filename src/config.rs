@@ -6,13 +6,13 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::callbacks::{
     CsvLogger, EarlyStopping, HealthCheck, HealthPolicy, Progress, TensorBoard,
 };
-use crate::data_loaders::{DataLoader, InMemoryData};
+use crate::data_loaders::{AutoData, DataInfo, DataLoader, InMemoryData};
 use crate::error::{Error, IoContext, Result};
 use crate::model::{Mlp, MlpConfig, Model};
 use crate::optim::{Adam, AdamConfig, AdamW, Sgd, SgdConfig, TrainOptimizer};
@@ -93,9 +93,17 @@ impl Default for EarlyStoppingConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// `digits` (embedded) or a path to a CSV file (label in the last column).
+    /// `digits` (embedded), a CSV file (label in the last column; split by
+    /// `val_fraction`), or a directory or file read by AutoData (npy, safetensors, csv,
+    /// MNIST idx; see `deeptrain data`).
     pub source: String,
-    /// Share of samples held out for validation.
+    /// With a directory source: which file of it to read (e.g. MNIST's `train-images`).
+    pub file: Option<String>,
+    /// Validation data for AutoData sources: a directory or file (default: `source`,
+    /// when `val_file` is given).
+    pub val_source: Option<String>,
+    pub val_file: Option<String>,
+    /// Share of samples held out for validation (digits and CSV sources only).
     pub val_fraction: f64,
     pub batch_size: usize,
     pub val_batch_size: Option<usize>,
@@ -155,6 +163,9 @@ impl Default for DataConfig {
     fn default() -> Self {
         Self {
             source: "digits".into(),
+            file: None,
+            val_source: None,
+            val_file: None,
             val_fraction: 0.2,
             batch_size: 32,
             val_batch_size: Some(128),
@@ -272,13 +283,94 @@ impl JobConfig {
         parse_labelled_csv(&bytes, &name, self.data.scale)
     }
 
+    /// Whether `data.source` is read into memory (digits, CSV) rather than by AutoData.
+    fn in_memory_source(&self) -> bool {
+        let s = &self.data.source;
+        s == "digits" || ((s.ends_with(".csv") || s.ends_with(".csv.gz")) && Path::new(s).is_file())
+    }
+
+    /// An AutoData loader over `source` (optionally one `file` of it).
+    fn auto_data(
+        &self,
+        source: &str,
+        file: Option<&str>,
+        batch_size: usize,
+        shuffle: bool,
+    ) -> Result<AutoData> {
+        let path = Path::new(source);
+        let mut b = if path.is_dir() {
+            AutoData::from_dir(path)?
+        } else {
+            AutoData::from_file(path)?
+        };
+        if let Some(f) = file {
+            b = b.file(f);
+        }
+        b = b
+            .batch_size(batch_size)
+            .shuffle(shuffle)
+            .drop_last(self.data.drop_last)
+            .seed(self.train.seed);
+        let scale = self.data.scale as f64;
+        if scale != 1.0 {
+            b = b.preprocessor(move |x: Tensor, y: Tensor| -> Result<(Tensor, Tensor)> {
+                Ok(((x.to_dtype(candle_core::DType::F32)? * scale)?, y))
+            });
+        }
+        b.build()
+    }
+
+    /// The train and validation loaders, and what the train data looks like.
+    fn loaders(&self) -> Result<(Box<dyn DataLoader>, Option<Box<dyn DataLoader>>, DataInfo)> {
+        if self.in_memory_source() {
+            let data = self.load_data()?;
+            let info = data.info();
+            let (train, val) = data.split(self.data.val_fraction, self.train.seed)?;
+            let val: Option<Box<dyn DataLoader>> = if val.num_samples() > 0 {
+                Some(Box::new(val))
+            } else {
+                None
+            };
+            return Ok((Box::new(train), val, info));
+        }
+        let d = &self.data;
+        let train = self.auto_data(&d.source, d.file.as_deref(), d.batch_size, d.shuffle)?;
+        let info = train.info();
+        let val_source = match (&self.data.val_source, &self.data.val_file) {
+            (Some(s), _) => Some(s.as_str()),
+            (None, Some(_)) => Some(self.data.source.as_str()),
+            (None, None) if self.data.val_fraction > 0.0 => {
+                return Err(Error::config(
+                    "data.val_source",
+                    format!(
+                        "{} is read by AutoData, which does not split off validation data: \
+                         set data.val_source (or data.val_file), or data.val_fraction to 0",
+                        self.data.source
+                    ),
+                ))
+            }
+            (None, None) => None,
+        };
+        let val: Option<Box<dyn DataLoader>> = match val_source {
+            Some(s) => {
+                let batch = d.val_batch_size.unwrap_or(d.batch_size);
+                Some(Box::new(self.auto_data(
+                    s,
+                    d.val_file.as_deref(),
+                    batch,
+                    false,
+                )?))
+            }
+            None => None,
+        };
+        Ok((Box::new(train), val, info))
+    }
+
     /// Builds the data, model, optimizer and trainer this config describes.
     pub fn build_trainer(&self) -> Result<Trainer> {
         self.validate()?;
         let device = parse_device(&self.device)?;
-        let data = self.load_data()?;
-        let info = data.info();
-        let (train, val) = data.split(self.data.val_fraction, self.train.seed)?;
+        let (train, val, info) = self.loaders()?;
         let mut init = RngStream::new(self.train.seed, StreamId::Init);
         let model = Mlp::new(
             MlpConfig {
@@ -312,13 +404,8 @@ impl JobConfig {
             )),
             _ => Box::new(AdamW::from_varmap(model.varmap(), adam)),
         };
-        let val: Option<Box<dyn DataLoader>> = if val.num_samples() > 0 {
-            Some(Box::new(val))
-        } else {
-            None
-        };
         let mut builder = Trainer::builder_boxed(Box::new(model), optimizer)
-            .boxed_data(Box::new(train), val)
+            .boxed_data(train, val)
             .config(self.train.clone())
             .batch_size(self.data.batch_size)
             .shuffle(self.data.shuffle)

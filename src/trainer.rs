@@ -751,6 +751,16 @@ impl Trainer {
                 let grads = loss.backward()?;
                 let sq = grad_sq_norms(self.optimizer.vars(), &grads)?;
                 let global = sq.iter().sum::<f64>().sqrt();
+                // Published before `BeforeStep`, so checks can use them instead of
+                // scanning the gradients again (a NaN or Inf makes its layer's norm so).
+                self.state.grad_norm = global;
+                self.state.layer_grad_norms = self
+                    .optimizer
+                    .vars()
+                    .iter()
+                    .zip(&sq)
+                    .map(|(v, s)| (v.name.clone(), s.sqrt()))
+                    .collect();
                 self.grads = Some(grads);
                 self.fire(Stage::BeforeStep);
                 let grads = self
@@ -763,14 +773,6 @@ impl Trainer {
                     self.state.global_step += 1;
                 }
                 self.state.learning_rate = lr;
-                self.state.grad_norm = global;
-                self.state.layer_grad_norms = self
-                    .optimizer
-                    .vars()
-                    .iter()
-                    .zip(&sq)
-                    .map(|(v, s)| (v.name.clone(), s.sqrt()))
-                    .collect();
                 let mut m = self.metrics.clone();
                 self.update_metrics(&mut m, loss_value, &output, &batch.y)?;
                 row = m.compute();

@@ -83,13 +83,15 @@ impl AdamCore {
             };
             update_in_place(&v.var, g, bufs, &mut |p, g, bufs| {
                 let [m, s] = bufs else { return };
-                for i in 0..p.len() {
-                    let gi = g[i] * scale + l2 * p[i];
-                    let mi = flush_subnormal(b1 * m[i] + one_minus_b1 * gi);
-                    let si = flush_subnormal(b2 * s[i] + one_minus_b2 * gi * gi);
-                    m[i] = mi;
-                    s[i] = si;
-                    p[i] = p[i] * decay - step_size * mi / (si.sqrt() * inv_sqrt_bc2 + eps);
+                // Zipped iterators carry no bounds checks, so the loop vectorizes.
+                let moments = m.iter_mut().zip(s.iter_mut());
+                for ((p, &g), (m, s)) in p.iter_mut().zip(g).zip(moments) {
+                    let gi = g * scale + l2 * *p;
+                    let mi = flush_subnormal(b1 * *m + one_minus_b1 * gi);
+                    let si = flush_subnormal(b2 * *s + one_minus_b2 * gi * gi);
+                    *m = mi;
+                    *s = si;
+                    *p = *p * decay - step_size * mi / (si.sqrt() * inv_sqrt_bc2 + eps);
                 }
             })?;
         }

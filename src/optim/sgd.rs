@@ -75,19 +75,19 @@ impl Sgd {
             };
             update_in_place(&v.var, g, bufs, &mut |p, g, bufs| {
                 let [buf] = bufs else { return };
-                for i in 0..p.len() {
-                    let mut d = g[i] * scale + wd * p[i];
+                for ((p, &g), buf) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                    let mut d = g * scale + wd * *p;
                     if mom != 0.0 {
                         // PyTorch starts the buffer at the first gradient, undamped.
                         let b = if first {
                             d
                         } else {
-                            mom * buf[i] + (1.0 - damp) * d
+                            mom * *buf + (1.0 - damp) * d
                         };
-                        buf[i] = flush_subnormal(b);
+                        *buf = flush_subnormal(b);
                         d = if nesterov { d + mom * b } else { b };
                     }
-                    p[i] -= lr * d;
+                    *p -= lr * d;
                 }
             })?;
         }
