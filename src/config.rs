@@ -321,7 +321,7 @@ impl JobConfig {
     }
 
     /// The train and validation loaders, and what the train data looks like.
-    fn loaders(&self) -> Result<(Box<dyn DataLoader>, Option<Box<dyn DataLoader>>, DataInfo)> {
+    fn loaders(&self) -> Result<Loaders> {
         if self.in_memory_source() {
             let data = self.load_data()?;
             let info = data.info();
@@ -331,7 +331,11 @@ impl JobConfig {
             } else {
                 None
             };
-            return Ok((Box::new(train), val, info));
+            return Ok(Loaders {
+                train: Box::new(train),
+                val,
+                info,
+            });
         }
         let d = &self.data;
         let train = self.auto_data(&d.source, d.file.as_deref(), d.batch_size, d.shuffle)?;
@@ -363,14 +367,18 @@ impl JobConfig {
             }
             None => None,
         };
-        Ok((Box::new(train), val, info))
+        Ok(Loaders {
+            train: Box::new(train),
+            val,
+            info,
+        })
     }
 
     /// Builds the data, model, optimizer and trainer this config describes.
     pub fn build_trainer(&self) -> Result<Trainer> {
         self.validate()?;
         let device = parse_device(&self.device)?;
-        let (train, val, info) = self.loaders()?;
+        let Loaders { train, val, info } = self.loaders()?;
         let mut init = RngStream::new(self.train.seed, StreamId::Init);
         let model = Mlp::new(
             MlpConfig {
@@ -462,6 +470,14 @@ fn health_policy(name: &str) -> Result<HealthPolicy> {
             format!("{other:?} is not one of stop, skip, warn"),
         )),
     }
+}
+
+/// The data a job trains and validates on.
+struct Loaders {
+    train: Box<dyn DataLoader>,
+    val: Option<Box<dyn DataLoader>>,
+    /// What the train data looks like (sizes the model).
+    info: DataInfo,
 }
 
 /// `cpu`, `cuda:N`, `cuda` or `auto`.
