@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use common::{scratch, state_bytes, tensor_bytes};
+use common::{interrupt_after, scratch, state_bytes, tensor_bytes};
 use deeptrain::checkpoint;
 use deeptrain::data_loaders::{AutoData, TimeseriesWindows};
 use deeptrain::model::ForwardCtx;
@@ -75,29 +75,6 @@ fn class_dir(name: &str, sizes: &[(u64, usize)]) -> PathBuf {
     }
     npy_i64(&dir.join("labels.npy"), &labels);
     dir
-}
-
-const TRANSITION_ENDS: [Stage; 5] = [
-    Stage::TrainEpochBegin,
-    Stage::TrainIterEnd,
-    Stage::TrainEpochEnd,
-    Stage::ValIterEnd,
-    Stage::ValEnd,
-];
-
-fn interrupt_after(trainer: &mut Trainer, k: usize) -> Arc<AtomicUsize> {
-    let count = Arc::new(AtomicUsize::new(0));
-    for stage in TRANSITION_ENDS {
-        let handle = trainer.interrupt_handle();
-        let count = count.clone();
-        trainer.on(stage, move |_| {
-            if count.fetch_add(1, Ordering::SeqCst) + 1 == k {
-                handle.interrupt();
-            }
-            Ok(())
-        });
-    }
-    count
 }
 
 fn configure(c: &mut deeptrain::TrainConfig, run: &Path) {

@@ -2,36 +2,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use common::{scratch, small_job, state_bytes, tensor_bytes};
-use deeptrain::{Outcome, Stage, Trainer};
-
-/// Stages that end a transition of the state machine; each transition fires exactly one.
-const TRANSITION_ENDS: [Stage; 5] = [
-    Stage::TrainEpochBegin,
-    Stage::TrainIterEnd,
-    Stage::TrainEpochEnd,
-    Stage::ValIterEnd,
-    Stage::ValEnd,
-];
-
-/// Makes `trainer` interrupt itself after `k` more transitions; returns the counter.
-fn interrupt_after(trainer: &mut Trainer, k: usize) -> Arc<AtomicUsize> {
-    let count = Arc::new(AtomicUsize::new(0));
-    for stage in TRANSITION_ENDS {
-        let handle = trainer.interrupt_handle();
-        let count = count.clone();
-        trainer.on(stage, move |_| {
-            if count.fetch_add(1, Ordering::SeqCst) + 1 == k {
-                handle.interrupt();
-            }
-            Ok(())
-        });
-    }
-    count
-}
+use common::{interrupt_after, scratch, small_job, state_bytes, tensor_bytes};
+use deeptrain::{Outcome, Trainer};
 
 struct Reference {
     state: Vec<u8>,

@@ -2,10 +2,12 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use deeptrain::checkpoint;
 use deeptrain::trainer::Every;
-use deeptrain::{JobConfig, TrainState};
+use deeptrain::{JobConfig, Stage, TrainState, Trainer};
 
 /// A fresh, empty directory under the target dir, unique per test name.
 pub fn scratch(name: &str) -> PathBuf {
@@ -69,4 +71,29 @@ pub fn tensor_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
         }
     }
     out
+}
+
+/// Stages that end a transition of the state machine; each transition fires exactly one.
+const TRANSITION_ENDS: [Stage; 5] = [
+    Stage::TrainEpochBegin,
+    Stage::TrainIterEnd,
+    Stage::TrainEpochEnd,
+    Stage::ValIterEnd,
+    Stage::ValEnd,
+];
+
+/// Makes `trainer` interrupt itself after `k` more transitions; returns the counter.
+pub fn interrupt_after(trainer: &mut Trainer, k: usize) -> Arc<AtomicUsize> {
+    let count = Arc::new(AtomicUsize::new(0));
+    for stage in TRANSITION_ENDS {
+        let handle = trainer.interrupt_handle();
+        let count = count.clone();
+        trainer.on(stage, move |_| {
+            if count.fetch_add(1, Ordering::SeqCst) + 1 == k {
+                handle.interrupt();
+            }
+            Ok(())
+        });
+    }
+    count
 }
