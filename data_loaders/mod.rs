@@ -15,6 +15,8 @@ pub mod npy;
 pub mod preprocess;
 pub mod safetensors_file;
 pub mod timeseries;
+#[cfg(feature = "datasets")]
+pub mod vision_dataset;
 
 pub use array::{ArrayData, FormatError};
 pub use auto::{AutoData, AutoDataBuilder, FileLoader, LoadedFile};
