@@ -417,3 +417,98 @@ fn st_digest_reads_our_safetensors() {
     .collect();
     assert_eq!(seen, expected, "{text}");
 }
+
+/// Starts a long run that checkpoints every epoch, waits for its first epoch line and
+/// sends `count` SIGINTs back to back.
+fn sigint_burst(cwd: &Path, run_dir: &str, count: usize) -> Ran {
+    std::fs::write(
+        cwd.join("burst.json"),
+        r#"{"train": {"epochs": 200, "checkpoint_every": {"epochs": 1}}}"#,
+    )
+    .unwrap();
+    let mut child = command(cwd, &["train", "burst.json", "--run-dir", run_dir])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        err_pipe.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "run ended early:\n{stdout}"
+        );
+        stdout.push_str(&line);
+        if line.starts_with("epoch 2/") {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    let args: Vec<&str> = std::iter::repeat_n(["-INT", pid.as_str()], count)
+        .flatten()
+        .collect();
+    // One `sh` sends them all, as fast as a user hammering Ctrl-C.
+    let script = args
+        .chunks(2)
+        .map(|a| format!("kill {} {}", a[0], a[1]))
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(Command::new("sh")
+        .args(["-c", &script])
+        .status()
+        .unwrap()
+        .success());
+    reader.read_to_string(&mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    Ran {
+        code: status.code(),
+        stdout,
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+#[test]
+fn a_second_sigint_waits_for_the_save() {
+    let cwd = scratch("cli-sigint-twice");
+    let ran = sigint_burst(&cwd, "R", 2);
+    assert_eq!(ran.code, Some(130), "{ran}");
+    assert!(!ran.stderr.contains("panicked"), "{ran}");
+    // Either the save was already under way or not: it finished in both cases.
+    assert!(ran.stdout.contains("checkpoint saved: "), "{ran}");
+    let j = inspect_json(&cwd, "R");
+    assert_eq!(j["finished"], Value::Bool(false), "{j}");
+    run_ok(&cwd, &["resume", "R"]);
+    assert_eq!(inspect_json(&cwd, "R")["finished"], Value::Bool(true));
+}
+
+#[test]
+fn a_third_sigint_aborts_and_leaves_only_loadable_checkpoints() {
+    let cwd = scratch("cli-sigint-thrice");
+    let ran = sigint_burst(&cwd, "R", 3);
+    assert_eq!(ran.code, Some(130), "{ran}");
+    assert!(!ran.stderr.contains("panicked"), "{ran}");
+    // Whatever was cut short, the newest checkpoint that loads is complete and verified,
+    // and the run goes on from it to the end.
+    let j = inspect_json(&cwd, "R");
+    assert_eq!(j["finished"], Value::Bool(false), "{j}");
+    run_ok(&cwd, &["resume", "R"]);
+    let done = inspect_json(&cwd, "R");
+    assert_eq!(done["finished"], Value::Bool(true), "{done}");
+    assert_eq!(done["epoch"], 200);
+    let leftovers: Vec<String> = std::fs::read_dir(cwd.join("R/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "stale temp dirs after a later save: {leftovers:?}"
+    );
+}
