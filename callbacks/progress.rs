@@ -2,6 +2,7 @@
 //! otherwise (logs, CI), so piped output stays readable. One summary line per validation
 //! always goes to stdout.
 
+use crate::console::outln;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -76,7 +77,7 @@ impl Callback for Progress {
                     eprint!("\r{}\x1b[K", self.line(s, 30));
                     let _ = std::io::stderr().flush();
                 } else if self.last_print.elapsed() >= self.interval {
-                    println!("{}", self.line(s, 20));
+                    outln!("{}", self.line(s, 20));
                     self.last_print = Instant::now();
                 }
             }
@@ -93,7 +94,7 @@ impl Callback for Progress {
                     .get("loss")
                     .copied()
                     .unwrap_or(f64::NAN);
-                println!(
+                outln!(
                     "epoch {}/{} step {} validation {}: loss {loss:.4}  {}",
                     s.epoch,
                     self.epochs,

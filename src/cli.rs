@@ -1,5 +1,6 @@
 //! The `deeptrain` command line: `train`, `resume`, `inspect`, `data`.
 
+use crate::console::outln;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint;
@@ -119,7 +120,7 @@ pub fn run(args: &[String]) -> Result<i32> {
         "report" => report(&args),
         "data" => data(&args),
         "help" | "--help" | "-h" => {
-            println!("{USAGE}");
+            outln!("{USAGE}");
             Ok(0)
         }
         other => Err(Error::Usage(format!("unknown command {other:?}\n{USAGE}"))),
@@ -180,7 +181,7 @@ fn train(args: &Args) -> Result<i32> {
     std::fs::create_dir_all(&dir).at(&dir)?;
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, job.to_json()).at(&config_path)?;
-    println!("run directory: {}", dir.display());
+    outln!("run directory: {}", dir.display());
     let mut trainer = job.build_trainer()?;
     fit_and_report(&mut trainer)
 }
@@ -202,7 +203,7 @@ fn resume(args: &Args) -> Result<i32> {
         .map_or(0, |j| j.threads);
     set_threads(threads_from_env_or(args, configured)?);
     let mut trainer = Trainer::from_checkpoint(ckpt)?;
-    println!(
+    outln!(
         "resuming {} from {} ({})",
         trainer.config.run_dir.display(),
         trainer
@@ -236,8 +237,8 @@ fn fit_and_report(trainer: &mut Trainer) -> Result<i32> {
     let dir = trainer.config.run_dir.clone();
     match outcome {
         Outcome::Finished => {
-            print!("{}", trainer.info());
-            println!(
+            outln!("{}", trainer.info().trim_end());
+            outln!(
                 "finished: checkpoint {}\nrun directory: {}",
                 trainer
                     .last_checkpoint()
@@ -252,14 +253,14 @@ fn fit_and_report(trainer: &mut Trainer) -> Result<i32> {
             why,
             checkpoint,
         } => {
-            println!(
+            outln!(
                 "stopped by {by}: {why}\ncheckpoint: {}",
                 checkpoint.display()
             );
             Ok(0)
         }
         Outcome::Interrupted { checkpoint } => {
-            println!(
+            outln!(
                 "interrupted ({}); checkpoint saved: {}\nresume with: deeptrain resume {}",
                 trainer.interrupt_status(),
                 checkpoint.display(),
@@ -330,7 +331,7 @@ fn report(args: &Args) -> Result<i32> {
     let meta = &ckpt.meta;
     let status = status_line(&meta.state, Some(meta.saved_because));
     render_report(&report_data(&meta.state, &meta.run, &status), &out)?;
-    println!("{}", out.display());
+    outln!("{}", out.display());
     Ok(0)
 }
 
@@ -341,19 +342,20 @@ fn inspect(args: &Args) -> Result<i32> {
     let ckpt = checkpoint::load_latest(Path::new(path))?;
     let state = &ckpt.meta.state;
     if args.flag("--json") {
-        println!("{}", inspect_json(&ckpt.dir, state));
+        outln!("{}", inspect_json(&ckpt.dir, state));
     } else {
-        println!("checkpoint {}", ckpt.dir.display());
-        println!(
+        outln!("checkpoint {}", ckpt.dir.display());
+        outln!(
             "model {}  optimizer {}",
-            ckpt.meta.model_name, ckpt.meta.optimizer_name
+            ckpt.meta.model_name,
+            ckpt.meta.optimizer_name
         );
-        println!(
+        outln!(
             "status {}",
             status_line(state, Some(ckpt.meta.saved_because))
         );
-        println!("saved because {:?}", ckpt.meta.saved_because);
-        println!(
+        outln!("saved because {:?}", ckpt.meta.saved_because);
+        outln!(
             "epoch {}  global_step {}  batches_fit {}  batches_validated {}  times_validated {}",
             state.epoch,
             state.global_step,
@@ -362,12 +364,15 @@ fn inspect(args: &Args) -> Result<i32> {
             state.times_validated
         );
         for (k, v) in state.latest_metrics() {
-            println!("  {k:<16} {v:.6}");
+            outln!("  {k:<16} {v:.6}");
         }
         if let Some(b) = &state.best {
-            println!(
+            outln!(
                 "best {} = {:.6} at epoch {} (batches_fit {})",
-                b.metric, b.value, b.epoch, b.batches_fit
+                b.metric,
+                b.value,
+                b.epoch,
+                b.batches_fit
             );
         }
     }
@@ -413,7 +418,7 @@ fn data(args: &Args) -> Result<i32> {
     loader.plan_epoch(&mut state)?;
     let report = loader.report(&state)?;
     if args.flag("--json") {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).map_err(|e| Error::Data(e.to_string()))?
         );

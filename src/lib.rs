@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod histograms;
 pub mod interrupt;

@@ -512,3 +512,29 @@ fn a_third_sigint_aborts_and_leaves_only_loadable_checkpoints() {
         "stale temp dirs after a later save: {leftovers:?}"
     );
 }
+
+#[test]
+fn a_closed_stdout_never_stops_a_run() {
+    // `deeptrain train | head -1`: the reader goes away; training must go on to the end.
+    let cwd = scratch("cli-closed-stdout");
+    let mut child = command(&cwd, &["train", "--epochs", "3", "--run-dir", "R"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(inspect_json(&cwd, "R")["finished"], Value::Bool(true));
+    // The same for a command that prints a lot: no panic, clean exit.
+    let mut child = command(&cwd, &["inspect", "R", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
