@@ -1,0 +1,154 @@
+//! What `deeptrain data` prints: the inference and one epoch's batch sequence. Built from
+//! the same plan the trainer follows, so what it shows is what training will see.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::{AutoData, Inferred, Mode};
+use crate::data_loaders::array::fmt_shape;
+use crate::data_loaders::LoaderState;
+use crate::error::Result;
+
+/// One batch of an epoch in a [`DataReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchLine {
+    pub set: String,
+    pub samples: usize,
+    pub shape: Vec<usize>,
+}
+
+/// What `deeptrain data` prints: the inference and one epoch's batch sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DataReport {
+    #[serde(flatten)]
+    pub inferred: Inferred,
+    pub batch_size: usize,
+    pub shuffle: bool,
+    pub shuffle_samples: bool,
+    pub drop_last: bool,
+    pub seed: u64,
+    pub epoch: u64,
+    pub batches: Vec<BatchLine>,
+}
+
+impl fmt::Display for DataReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inferred;
+        writeln!(f, "source      {}", i.source.display())?;
+        let mode = match i.mode {
+            Mode::Files => format!("files mode, base name {:?}", i.base_name),
+            Mode::Dataset => "dataset mode: one file cut into sets".into(),
+        };
+        writeln!(f, "format      {}, {mode}", i.format)?;
+        writeln!(f, "files       {}", i.sets.len())?;
+        for s in &i.sets {
+            writeln!(
+                f,
+                "  set {:<8} {:>9} samples  {}",
+                s.name,
+                s.samples,
+                s.file.display()
+            )?;
+        }
+        for ig in &i.ignored {
+            writeln!(f, "  ignored   {} ({})", ig.file.display(), ig.reason)?;
+        }
+        writeln!(
+            f,
+            "samples     {} of shape {}, dtype {}",
+            i.num_samples,
+            fmt_shape(&i.sample_shape),
+            i.dtype
+        )?;
+        let l = &i.labels;
+        match l.kind.as_str() {
+            "classes" => {
+                writeln!(
+                    f,
+                    "labels      {}: {} classes ({})",
+                    l.source,
+                    l.num_classes.unwrap_or(0),
+                    l.dtype.map(|d| d.name()).unwrap_or("?")
+                )?;
+                if let Some(c) = &l.class_counts {
+                    let counts: Vec<String> = c
+                        .iter()
+                        .enumerate()
+                        .map(|(k, n)| format!("{k}:{n}"))
+                        .collect();
+                    writeln!(f, "  per class {}", counts.join(" "))?;
+                }
+            }
+            "values" => writeln!(
+                f,
+                "labels      {}: values of shape {} ({})",
+                l.source,
+                fmt_shape(&l.shape),
+                l.dtype.map(|d| d.name()).unwrap_or("?")
+            )?,
+            _ => writeln!(f, "labels      none (y = x)")?,
+        }
+        if !i.preloaded.is_empty() {
+            writeln!(f, "preloaded   {}", i.preloaded.join(", "))?;
+        }
+        if let Some(p) = &i.preprocessor {
+            writeln!(f, "preprocess  {p}")?;
+        }
+        let shuffle = match (self.shuffle, self.shuffle_samples) {
+            (false, false) => "off".to_string(),
+            (true, false) => format!("set order (seed {})", self.seed),
+            (false, true) => format!("samples within groups (seed {})", self.seed),
+            (true, true) => format!("set order and samples within groups (seed {})", self.seed),
+        };
+        writeln!(
+            f,
+            "epoch {}     {} batches; batch_size {}, shuffle {}, drop_last {}",
+            self.epoch,
+            self.batches.len(),
+            self.batch_size,
+            shuffle,
+            self.drop_last
+        )?;
+        writeln!(f, "  {:<16} {:>8}  shape", "set", "samples")?;
+        for b in &self.batches {
+            writeln!(
+                f,
+                "  {:<16} {:>8}  {}",
+                b.set,
+                b.samples,
+                fmt_shape(&b.shape)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl AutoData {
+    /// A report of the inference and of the epoch planned in `state`.
+    pub fn report(&self, state: &LoaderState) -> Result<DataReport> {
+        let batches = self
+            .batches(state)?
+            .into_iter()
+            .map(|b| {
+                let mut shape = vec![b.size()];
+                shape.extend_from_slice(&self.inferred.sample_shape);
+                BatchLine {
+                    set: b.name,
+                    samples: shape[0],
+                    shape,
+                }
+            })
+            .collect();
+        Ok(DataReport {
+            inferred: self.inferred.clone(),
+            batch_size: state.batch_size,
+            shuffle: state.shuffle,
+            shuffle_samples: state.shuffle_samples,
+            drop_last: state.drop_last,
+            seed: state.rng.seed,
+            epoch: state.epoch,
+            batches,
+        })
+    }
+}
