@@ -36,6 +36,8 @@ pub enum SaveReason {
     CallbackError,
     /// The last epoch ended.
     Finish,
+    /// A validation set a new best key metric (`RUN_DIR/best/`).
+    Best,
 }
 
 /// Flattens a config to `a.b.c: value` pairs, the sections that matter most first

@@ -1195,7 +1195,7 @@ impl Trainer {
     /// Replaces `RUN_DIR/best/` with the run as it stands now (after a new best).
     fn save_best(&mut self) -> Result<PathBuf> {
         let started = Instant::now();
-        let (meta, tensors) = self.checkpoint_contents(SaveReason::Periodic)?;
+        let (meta, tensors) = self.checkpoint_contents(SaveReason::Best)?;
         let dir = checkpoint::save_as(
             &self.config.run_dir,
             checkpoint::BEST_DIR,

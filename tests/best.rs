@@ -30,6 +30,10 @@ fn best_dir_holds_the_best_validation() {
     let saved = checkpoint::load(&dir.join(checkpoint::BEST_DIR)).unwrap();
     let s = &saved.meta.state;
     assert_eq!(s.batches_fit, best.batches_fit);
+    assert_eq!(
+        saved.meta.saved_because,
+        deeptrain::report_data::SaveReason::Best
+    );
     assert_eq!(s.best.as_ref().unwrap().value, min);
     assert_eq!(
         *improvements.lock().unwrap().last().unwrap(),
