@@ -464,11 +464,14 @@ impl Trainer {
         Ok(dir)
     }
 
+    /// Checks everything that can be checked before changing anything, so a checkpoint
+    /// that does not fit this trainer leaves it as it was.
     fn apply_checkpoint(&mut self, ckpt: LoadedCheckpoint) -> Result<()> {
         let corrupt = |reason: String| Error::CorruptCheckpoint {
             path: ckpt.dir.join(checkpoint::MODEL_FILE),
             reason,
         };
+        let mut weights = Vec::new();
         for v in self.optimizer.vars() {
             let t = ckpt
                 .model
@@ -482,24 +485,32 @@ impl Trainer {
                     v.var.dims()
                 )));
             }
-            v.var
-                .set(&t.to_device(&self.device)?.to_dtype(v.var.dtype())?)?;
+            weights.push(t.to_device(&self.device)?.to_dtype(v.var.dtype())?);
         }
+        let mut callback_states = Vec::new();
+        for (name, json) in &ckpt.meta.callbacks {
+            let value: serde_json::Value =
+                serde_json::from_str(json).map_err(|e| Error::CorruptCheckpoint {
+                    path: ckpt.dir.join(checkpoint::STATE_FILE),
+                    reason: format!("state of callback {name}: {e}"),
+                })?;
+            callback_states.push((name.clone(), value));
+        }
+        // The optimizer's import is all or nothing; it goes first of the changes.
         self.optimizer
             .load_state_tensors(&ckpt.optimizer)
             .map_err(|e| Error::CorruptCheckpoint {
                 path: ckpt.dir.join(checkpoint::OPTIMIZER_FILE),
                 reason: e.to_string(),
             })?;
+        for (v, t) in self.optimizer.vars().iter().zip(&weights) {
+            v.var.set(t)?;
+        }
         self.model.load_carried_state(&ckpt.carried)?;
         self.state = ckpt.meta.state;
         self.dropout_rng = RngStream::from_state(&self.state.rng.dropout);
-        for (name, json) in &ckpt.meta.callbacks {
-            if let Some(cb) = self.callbacks.iter_mut().find(|c| &c.name() == name) {
-                let value = serde_json::from_str(json).map_err(|e| Error::CorruptCheckpoint {
-                    path: ckpt.dir.join(checkpoint::STATE_FILE),
-                    reason: format!("state of callback {name}: {e}"),
-                })?;
+        for (name, value) in callback_states {
+            if let Some(cb) = self.callbacks.iter_mut().find(|c| c.name() == name) {
                 cb.load_state(value)?;
             }
         }

@@ -281,3 +281,33 @@ fn no_checkpoint_errors_name_the_path() {
         "{err}"
     );
 }
+
+#[test]
+fn a_checkpoint_of_another_model_is_refused_and_changes_nothing() {
+    let small = scratch("ckpt-other-model-small");
+    let mut job = common::small_job(&small);
+    job.train.epochs = 1;
+    job.build_trainer().unwrap().fit().unwrap();
+
+    // Same layer names, other hidden size: the shapes differ from layer 0 on.
+    let big = scratch("ckpt-other-model-big");
+    let mut other = common::small_job(&big);
+    other.model.hidden = vec![48];
+    let mut trainer = other.build_trainer().unwrap();
+    let before = common::state_bytes(&trainer.state);
+    let weights = |t: &deeptrain::Trainer| -> Vec<Vec<f32>> {
+        t.optimizer()
+            .vars()
+            .iter()
+            .map(|v| v.var.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect()
+    };
+    let w_before = weights(&trainer);
+    let err = trainer.load_checkpoint(&small).unwrap_err().to_string();
+    assert!(
+        err.contains("layers.0") && err.contains("shape") && err.contains("model.safetensors"),
+        "{err}"
+    );
+    assert!(common::state_bytes(&trainer.state) == before);
+    assert_eq!(weights(&trainer), w_before);
+}

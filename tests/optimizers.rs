@@ -405,6 +405,19 @@ fn import_errors_name_the_tensor() {
     let err = opt.load_state_tensors(&missing).unwrap_err().to_string();
     assert!(err.contains("exp_avg_sq.beta"), "{err}");
 
+    // All or nothing: alpha's (different) buffers before the missing one are not taken.
+    let mut half = missing.clone();
+    half.insert(
+        "exp_avg.alpha".into(),
+        (good["exp_avg.alpha"].clone() + 1.0).unwrap(),
+    );
+    assert!(opt.load_state_tensors(&half).is_err());
+    let after = export_map(&opt);
+    let bits = |m: &std::collections::HashMap<String, Tensor>, k: &str| {
+        m[k].flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    assert_eq!(bits(&after, "exp_avg.alpha"), bits(&good, "exp_avg.alpha"));
+
     let mut no_step = good.clone();
     no_step.remove("step");
     let err = opt.load_state_tensors(&no_step).unwrap_err().to_string();

@@ -108,7 +108,8 @@ impl Slots {
         Ok(out)
     }
 
-    /// Returns the saved step count.
+    /// Returns the saved step count. All or nothing: on an error the buffers are as
+    /// they were, so a bad checkpoint never leaves an optimizer half loaded.
     pub fn import(&mut self, vars: &[NamedVar], tensors: &HashMap<String, Tensor>) -> Result<u64> {
         let step = tensors
             .get("step")
@@ -118,7 +119,8 @@ impl Slots {
         let step = *step
             .first()
             .ok_or_else(|| Error::Optimizer("tensor `step` is empty".into()))?;
-        for (v, bufs) in vars.iter().zip(self.buffers.iter_mut()) {
+        let mut loaded = self.buffers.clone();
+        for (v, bufs) in vars.iter().zip(loaded.iter_mut()) {
             for (slot, buf) in self.names.iter().zip(bufs.iter_mut()) {
                 let key = format!("{slot}.{}", v.name);
                 let t = tensors
@@ -134,6 +136,7 @@ impl Slots {
                 *buf = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
             }
         }
+        self.buffers = loaded;
         Ok(step as u64)
     }
 }
