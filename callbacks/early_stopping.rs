@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::metrics::Direction;
 use super::{Callback, Stage, TrainerView};
 use crate::error::{Error, Result};
-use crate::trainer::higher_is_better;
+use crate::trainer::direction_of;
 
 /// What early stopping remembers; saved in checkpoints so a resumed run decides the same.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -24,7 +25,8 @@ pub struct EarlyStopping {
     pub patience: u64,
     pub min_delta: f64,
     pub warmup: u64,
-    pub higher_is_better: bool,
+    /// Which way `monitor` improves (from its name).
+    pub direction: Direction,
     pub state: EarlyStoppingState,
 }
 
@@ -35,7 +37,7 @@ impl EarlyStopping {
             patience: 5,
             min_delta: 0.0,
             warmup: 0,
-            higher_is_better: higher_is_better(monitor),
+            direction: direction_of(monitor),
             state: EarlyStoppingState::default(),
         }
     }
@@ -78,11 +80,7 @@ impl Callback for EarlyStopping {
         if s.seen <= self.warmup {
             return Ok(());
         }
-        let improved = match s.best {
-            None => value.is_finite(),
-            Some(best) if self.higher_is_better => value > best + self.min_delta,
-            Some(best) => value < best - self.min_delta,
-        };
+        let improved = self.direction.improves(value, s.best, self.min_delta);
         if improved {
             s.best = Some(value);
             s.bad_validations = 0;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Callback, Stage, TrainerView};
 use crate::error::{Error, Result};
 use crate::optim::Schedule;
-use crate::trainer::higher_is_better;
+use crate::trainer::direction_of;
 
 /// Sets the rate before every update from a schedule (step, cosine with warm-up, ...).
 #[derive(Debug, Clone)]
@@ -105,12 +105,7 @@ impl Callback for ReduceLrOnPlateau {
             ));
         };
         let s = &mut self.state;
-        let higher = higher_is_better(&self.monitor);
-        let improved = match s.best {
-            None => value.is_finite(),
-            Some(b) if higher => value > b + self.min_delta,
-            Some(b) => value < b - self.min_delta,
-        };
+        let improved = direction_of(&self.monitor).improves(value, s.best, self.min_delta);
         if s.cooldown_left > 0 {
             s.cooldown_left -= 1;
         }

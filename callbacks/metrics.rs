@@ -93,6 +93,16 @@ impl Direction {
             Direction::Max => new > old + delta,
         }
     }
+
+    /// Whether `new` is a new best: the first finite value is one, later values must
+    /// beat `best` by more than `|min_delta|`. Early stopping, reduce-on-plateau and the
+    /// trainer's best tracking all decide with this.
+    pub fn improves(&self, new: f64, best: Option<f64>, min_delta: f64) -> bool {
+        match best {
+            None => new.is_finite(),
+            Some(best) => self.is_better(new, best, min_delta),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -119,14 +119,20 @@ pub enum Outcome {
     },
 }
 
-/// Whether a larger value of `metric` is better: known metrics say so themselves; for
-/// other names, anything that sounds like a loss or an error is minimised.
-pub fn higher_is_better(metric: &str) -> bool {
+/// Which way `metric` improves: known metrics say so themselves; for other names,
+/// anything that sounds like a loss or an error is minimised.
+pub fn direction_of(metric: &str) -> Direction {
     let m = metric.strip_prefix("val_").unwrap_or(metric);
     match Metric::from_name(m) {
-        Ok(known) => known.direction() == Direction::Max,
-        Err(_) => !(m.contains("loss") || m.contains("error")),
+        Ok(known) => known.direction(),
+        Err(_) if m.contains("loss") || m.contains("error") => Direction::Min,
+        Err(_) => Direction::Max,
     }
+}
+
+/// Whether a larger value of `metric` is better (see [`direction_of`]).
+pub fn higher_is_better(metric: &str) -> bool {
+    direction_of(metric) == Direction::Max
 }
 
 /// The metric set a task computes, from the configured names.
@@ -967,15 +973,12 @@ impl Trainer {
         let Some((_, value)) = values.iter().find(|(k, _)| *k == s.key_metric) else {
             return;
         };
-        if !value.is_finite() {
-            return;
-        }
-        let better = match &s.best {
-            None => true,
-            Some(b) if s.key_metric_higher_is_better => *value > b.value,
-            Some(b) => *value < b.value,
+        let direction = if s.key_metric_higher_is_better {
+            Direction::Max
+        } else {
+            Direction::Min
         };
-        if better {
+        if direction.improves(*value, s.best.as_ref().map(|b| b.value), 0.0) {
             self.best_improved = true;
             s.best = Some(Best {
                 metric: s.key_metric.clone(),
