@@ -59,11 +59,8 @@ impl HealthCheck {
         self.findings.push(at.clone());
         match self.policy {
             HealthPolicy::Stop => view.request_stop("health_check", at),
-            HealthPolicy::Skip if skippable => {
-                eprintln!("health check: {at}; skipping the update");
-                view.skip_batch();
-            }
-            HealthPolicy::Warn if skippable => {
+            // A NaN update cannot be applied, so "warn" skips it too.
+            HealthPolicy::Skip | HealthPolicy::Warn if skippable => {
                 eprintln!("health check: {at}; skipping the update");
                 view.skip_batch();
             }
