@@ -67,6 +67,20 @@ pub fn read_csv(
     opts: CsvOptions,
 ) -> Result<(ArrayData, Option<ArrayData>), FormatError> {
     let path = path.as_ref();
+    let mut raw = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut raw))
+        .map_err(|e| FormatError::io(path, "read", e))?;
+    parse_csv(&raw, path, opts)
+}
+
+/// [`read_csv`] for bytes already in memory (e.g. a data set embedded in the binary);
+/// `path` is what errors name.
+pub fn parse_csv(
+    raw: &[u8],
+    path: &Path,
+    opts: CsvOptions,
+) -> Result<(ArrayData, Option<ArrayData>), FormatError> {
     let csv_err = |reason: String| FormatError::Invalid {
         path: path.into(),
         reason,
@@ -78,7 +92,7 @@ pub fn read_csv(
         )));
     }
     let delim = opts.delimiter as char;
-    let bytes = load(path)?;
+    let bytes = gunzip_if_gzip(raw, path)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()]
             .iter()
@@ -207,12 +221,11 @@ pub fn read_csv(
     Ok((features, labels))
 }
 
-/// Raw file bytes, gunzipped if they start with the gzip magic.
-fn load(path: &Path) -> Result<Vec<u8>, FormatError> {
-    let mut raw = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut raw))
-        .map_err(|e| FormatError::io(path, "read", e))?;
+/// The bytes, gunzipped if they start with the gzip magic.
+fn gunzip_if_gzip<'a>(
+    raw: &'a [u8],
+    path: &Path,
+) -> Result<std::borrow::Cow<'a, [u8]>, FormatError> {
     if raw.is_empty() {
         return Err(FormatError::Empty {
             path: path.into(),
@@ -221,12 +234,12 @@ fn load(path: &Path) -> Result<Vec<u8>, FormatError> {
     }
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        MultiGzDecoder::new(&raw[..])
+        MultiGzDecoder::new(raw)
             .read_to_end(&mut out)
             .map_err(|e| FormatError::io(path, "decompress gzip", e))?;
-        return Ok(out);
+        return Ok(out.into());
     }
-    Ok(raw)
+    Ok(raw.into())
 }
 
 /// Splits one line into trimmed fields with surrounding double quotes removed.

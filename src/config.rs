@@ -3,7 +3,6 @@
 //! The resolved config is written to `RUN_DIR/config.json` and into every checkpoint,
 //! which is what lets `Trainer::resume(path)` rebuild the run with nothing else.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -12,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::callbacks::{
     CsvLogger, EarlyStopping, HealthCheck, HealthPolicy, Progress, TensorBoard,
 };
+use crate::data_loaders::array::DType as ArrayDType;
+use crate::data_loaders::csv_file::{parse_csv, read_csv, CsvOptions, LabelColumn};
 use crate::data_loaders::{AutoData, DataInfo, DataLoader, InMemoryData};
 use crate::error::{Error, IoContext, Result};
 use crate::model::{Mlp, MlpConfig, Model};
@@ -264,23 +265,41 @@ impl JobConfig {
         Ok(())
     }
 
+    /// The digits set or a CSV file: numeric, no header row, a class index (an integer
+    /// literal) in the last column.
     fn load_data(&self) -> Result<InMemoryData> {
-        let (bytes, name) = if self.data.source == "digits" {
-            (
-                gunzip(DIGITS_CSV_GZ, Path::new("assets/digits.csv.gz"))?,
-                "digits".to_string(),
-            )
+        let opts = CsvOptions {
+            has_header: Some(false),
+            label_column: LabelColumn::Last,
+            delimiter: b',',
+        };
+        let (name, (features, labels)) = if self.data.source == "digits" {
+            let origin = Path::new("assets/digits.csv.gz");
+            ("digits", parse_csv(DIGITS_CSV_GZ, origin, opts)?)
         } else {
             let path = Path::new(&self.data.source);
-            let raw = std::fs::read(path).at(path)?;
-            let bytes = if self.data.source.ends_with(".gz") {
-                gunzip(&raw, path)?
-            } else {
-                raw
-            };
-            (bytes, self.data.source.clone())
+            (self.data.source.as_str(), read_csv(path, opts)?)
         };
-        parse_labelled_csv(&bytes, &name, self.data.scale)
+        let labels = match labels {
+            Some(l) if l.dtype == ArrayDType::I64 => l.to_u32_labels()?,
+            _ => {
+                return Err(Error::Data(format!(
+                    "{name}: the last column must hold class indices (integers)"
+                )))
+            }
+        };
+        let mut values = Vec::new();
+        features.range_f32(0, features.num_samples(), &mut values);
+        let scale = self.data.scale;
+        values.iter_mut().for_each(|v| *v *= scale);
+        let num_classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
+        InMemoryData::classification(
+            name,
+            values,
+            features.sample_shape().to_vec(),
+            labels,
+            num_classes,
+        )
     }
 
     /// Whether `data.source` is read into memory (digits, CSV) rather than by AutoData.
@@ -509,59 +528,6 @@ pub fn parse_device(spec: &str) -> Result<Device> {
             format!("{other:?} is not one of cpu, cuda:N, auto"),
         )),
     }
-}
-
-fn gunzip(bytes: &[u8], origin: &Path) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .at(origin)?;
-    Ok(out)
-}
-
-/// Numeric CSV, no header, class label (a non-negative integer) in the last column.
-fn parse_labelled_csv(bytes: &[u8], name: &str, scale: f32) -> Result<InMemoryData> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| Error::Data(format!("{name}: not UTF-8: {e}")))?;
-    let mut features = Vec::new();
-    let mut labels = Vec::new();
-    let mut width = None;
-    for (line_no, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if *width.get_or_insert(fields.len()) != fields.len() || fields.len() < 2 {
-            return Err(Error::Data(format!(
-                "{name} line {}: {} fields, expected {}",
-                line_no + 1,
-                fields.len(),
-                width.unwrap_or(0)
-            )));
-        }
-        for (col, f) in fields[..fields.len() - 1].iter().enumerate() {
-            let v: f32 = f.parse().map_err(|_| {
-                Error::Data(format!(
-                    "{name} line {} column {}: {f:?} is not a number",
-                    line_no + 1,
-                    col + 1
-                ))
-            })?;
-            features.push(v * scale);
-        }
-        let label = fields[fields.len() - 1];
-        let l: u32 = label.parse().map_err(|_| {
-            Error::Data(format!(
-                "{name} line {}: label {label:?} is not a class index",
-                line_no + 1
-            ))
-        })?;
-        labels.push(l);
-    }
-    let inputs = width.unwrap_or(1) - 1;
-    let num_classes = labels.iter().max().map(|m| *m as usize + 1).unwrap_or(0);
-    InMemoryData::classification(name, features, vec![inputs], labels, num_classes)
 }
 
 /// Reads a `train` section over the default job's loop settings rather than over
