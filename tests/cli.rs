@@ -208,14 +208,20 @@ fn errors_are_one_line_naming_what_is_wrong() {
     assert!(msg.contains("deeptrain resume one"), "{msg}");
 }
 
-/// 200 epochs of the default job: about 2 s alone, plenty of time to interrupt after the first.
-const LONG_JOB: &str = r#"{"train": {"epochs": 200, "checkpoint_every": "never"}}"#;
+/// A `deeptrain` process started by [`run_until_line`], with what it printed so far.
+struct Running {
+    child: Child,
+    reader: BufReader<std::process::ChildStdout>,
+    stdout: String,
+    stderr: std::thread::JoinHandle<String>,
+}
 
-/// Starts a long training run, waits for the first epoch line, sends `signal`, and
-/// returns (exit code, stdout, stderr, milliseconds from the signal to the exit).
-fn interrupt_after_first_epoch(cwd: &Path, run_dir: &str, signal: &str) -> (Ran, u128) {
-    std::fs::write(cwd.join("cfg.json"), LONG_JOB).unwrap();
-    let mut child: Child = command(cwd, &["train", "cfg.json", "--run-dir", run_dir])
+/// Starts `deeptrain ARGS` and reads its stdout until a line starting with `prefix`
+/// (failing the test if the process ends first); stderr is collected on the side.
+// The caller waits on the child it gets back in `Running`.
+#[allow(clippy::zombie_processes)]
+fn run_until_line(cwd: &Path, args: &[&str], prefix: &str) -> Running {
+    let mut child = command(cwd, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -233,15 +239,39 @@ fn interrupt_after_first_epoch(cwd: &Path, run_dir: &str, signal: &str) -> (Ran,
         if reader.read_line(&mut line).unwrap() == 0 {
             let status = child.wait().unwrap();
             panic!(
-                "the run ended ({status}) before printing an epoch line:\n{stdout}{}",
+                "the run ended ({status}) before printing {prefix:?}:\n{stdout}{}",
                 stderr.join().unwrap()
             );
         }
         stdout.push_str(&line);
-        if line.starts_with("epoch 1/") {
-            break;
+        if line.starts_with(prefix) {
+            return Running {
+                child,
+                reader,
+                stdout,
+                stderr,
+            };
         }
     }
+}
+
+/// 200 epochs of the default job: about 2 s alone, plenty of time to interrupt after the first.
+const LONG_JOB: &str = r#"{"train": {"epochs": 200, "checkpoint_every": "never"}}"#;
+
+/// Starts a long training run, waits for the first epoch line, sends `signal`, and
+/// returns (exit code, stdout, stderr, milliseconds from the signal to the exit).
+fn interrupt_after_first_epoch(cwd: &Path, run_dir: &str, signal: &str) -> (Ran, u128) {
+    std::fs::write(cwd.join("cfg.json"), LONG_JOB).unwrap();
+    let Running {
+        mut child,
+        mut reader,
+        mut stdout,
+        stderr,
+    } = run_until_line(
+        cwd,
+        &["train", "cfg.json", "--run-dir", run_dir],
+        "epoch 1/",
+    );
     let sent = Instant::now();
     let kill = Command::new("kill")
         .args([signal, &child.id().to_string()])
@@ -426,30 +456,16 @@ fn sigint_burst(cwd: &Path, run_dir: &str, count: usize) -> Ran {
         r#"{"train": {"epochs": 200, "checkpoint_every": {"epochs": 1}}}"#,
     )
     .unwrap();
-    let mut child = command(cwd, &["train", "burst.json", "--run-dir", run_dir])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut s = String::new();
-        err_pipe.read_to_string(&mut s).unwrap();
-        s
-    });
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut stdout = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "run ended early:\n{stdout}"
-        );
-        stdout.push_str(&line);
-        if line.starts_with("epoch 2/") {
-            break;
-        }
-    }
+    let Running {
+        mut child,
+        mut reader,
+        mut stdout,
+        stderr,
+    } = run_until_line(
+        cwd,
+        &["train", "burst.json", "--run-dir", run_dir],
+        "epoch 2/",
+    );
     let pid = child.id().to_string();
     let args: Vec<&str> = std::iter::repeat_n(["-INT", pid.as_str()], count)
         .flatten()
