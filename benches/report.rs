@@ -1,8 +1,8 @@
 //! Rendering the state report of a finished default-sized run (target: well under 0.5 s).
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use deeptrain::report::data::{report_data, status_line};
 use deeptrain::report::{render_report, render_report_rgb};
-use deeptrain::report_data::{report_data, status_line};
 use deeptrain::JobConfig;
 
 fn report(c: &mut Criterion) {

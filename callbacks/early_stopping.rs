@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::Direction;
 use super::{Callback, Stage, TrainerView};
 use crate::error::{Error, Result};
-use crate::trainer::direction_of;
+use crate::metrics::direction_of;
+use crate::metrics::Direction;
 
 /// What early stopping remembers; saved in checkpoints so a resumed run decides the same.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

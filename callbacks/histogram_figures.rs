@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use super::{Callback, Stage, TrainerView};
 use crate::error::Result;
-use crate::histograms::render_histograms;
 use crate::optim::with_cpu_f32;
+use crate::report::histograms::render_histograms;
 
 /// Writes `DIR/weights-step{N}.png` and `DIR/grads-step{N}.png` every `every` steps.
 pub struct HistogramFigures {

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Callback, Stage, TrainerView};
 use crate::error::{Error, Result};
+use crate::metrics::direction_of;
 use crate::optim::Schedule;
-use crate::trainer::direction_of;
 
 /// Sets the rate before every update from a schedule (step, cosine with warm-up, ...).
 #[derive(Debug, Clone)]

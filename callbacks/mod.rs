@@ -4,16 +4,13 @@
 //! change the learning rate, ask to stop, ask for a checkpoint, skip a batch. Callbacks
 //! with memory (early-stopping counters, best values) save it into the checkpoint.
 
-pub mod calibration;
 pub mod csv_logger;
 pub mod early_stopping;
 pub mod health;
 pub mod histogram_figures;
 pub mod lr_schedule;
-pub mod metrics;
 pub mod progress;
 pub mod tensorboard;
-pub mod tensorboard_events;
 
 pub use csv_logger::CsvLogger;
 pub use early_stopping::EarlyStopping;

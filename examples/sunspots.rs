@@ -17,7 +17,7 @@ use candle_core::Device;
 use deeptrain::data_loaders::csv_file::{read_csv, CsvOptions, LabelColumn};
 use deeptrain::data_loaders::npy::write_npy;
 use deeptrain::data_loaders::{array::DType, AutoData, TimeseriesWindows};
-use deeptrain::recurrent::Cell;
+use deeptrain::model::recurrent::Cell;
 use deeptrain::trainer::Every;
 use deeptrain::{
     AdamConfig, AdamW, Model, Outcome, Recurrent, RecurrentConfig, RngStream, Stage, StreamId,

@@ -50,10 +50,10 @@ pub enum Error {
     Format(#[from] crate::data_loaders::FormatError),
 
     #[error("metrics: {0}")]
-    Metric(#[from] crate::callbacks::metrics::MetricError),
+    Metric(#[from] crate::metrics::MetricError),
 
     #[error("tensorboard: {0}")]
-    TensorBoard(#[from] crate::callbacks::tensorboard_events::TbError),
+    TensorBoard(#[from] crate::callbacks::tensorboard::events::TbError),
 
     #[error("optimizer state: {0}")]
     Optimizer(String),

@@ -6,16 +6,14 @@
 
 pub mod checkpoint;
 pub mod cli;
-pub mod config;
-pub mod console;
+mod console;
 pub mod error;
-pub mod histograms;
 pub mod interrupt;
+pub mod job;
+pub mod metrics;
 pub mod model;
 pub mod optim;
-pub mod recurrent;
 pub mod report;
-pub mod report_data;
 pub mod rng;
 pub mod state;
 pub mod trainer;
@@ -26,11 +24,10 @@ pub mod callbacks;
 pub mod data_loaders;
 
 pub use callbacks::{Callback, Control, Stage, TrainerView};
-pub use config::JobConfig;
 pub use error::{Error, Result};
-pub use model::{Mlp, MlpConfig, Model, Task};
+pub use job::JobConfig;
+pub use model::{Mlp, MlpConfig, Model, Recurrent, RecurrentConfig, Task};
 pub use optim::{Adam, AdamConfig, AdamW, Sgd, SgdConfig, TrainOptimizer};
-pub use recurrent::{Recurrent, RecurrentConfig};
 pub use rng::{RngStream, StreamId};
 pub use state::{Phase, TrainState};
 pub use trainer::{Outcome, TrainConfig, Trainer};

@@ -4,10 +4,10 @@ use crate::console::outln;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint;
-use crate::config::JobConfig;
 use crate::error::{Error, IoContext, Result};
+use crate::job::JobConfig;
+use crate::report::data::{report_data, status_line};
 use crate::report::render_report;
-use crate::report_data::{report_data, status_line};
 use crate::state::{Phase, TrainState};
 use crate::trainer::{Outcome, Trainer};
 

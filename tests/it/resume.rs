@@ -1,10 +1,8 @@
 //! Stop anywhere, resume, and end bit-for-bit where an uninterrupted run ends.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 
-use common::{interrupt_after, scratch, small_job, state_bytes, tensor_bytes};
+use crate::common::{interrupt_after, scratch, small_job, state_bytes, tensor_bytes};
 use deeptrain::{Outcome, Trainer};
 
 struct Reference {

@@ -1,20 +1,18 @@
 //! AutoData under the trainer: bitwise resume mid-epoch and between time-series windows,
 //! editable set lists, and the reset of recurrent state after each set's last window.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::common::{interrupt_after, scratch, state_bytes, tensor_bytes};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use common::{interrupt_after, scratch, state_bytes, tensor_bytes};
 use deeptrain::checkpoint;
 use deeptrain::data_loaders::{AutoData, TimeseriesWindows};
+use deeptrain::model::recurrent::Cell;
 use deeptrain::model::ForwardCtx;
-use deeptrain::recurrent::Cell;
 use deeptrain::trainer::Every;
 use deeptrain::{
     AdamConfig, AdamW, Mlp, MlpConfig, Model, Outcome, Recurrent, RecurrentConfig, RngStream,

@@ -1,10 +1,8 @@
 //! A job config over a directory read by AutoData: real MNIST from ../shared.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::scratch;
+use crate::common::scratch;
 use deeptrain::{JobConfig, Outcome, Trainer};
 
 fn mnist_dir() -> Option<PathBuf> {
@@ -70,8 +68,12 @@ fn mnist_resumes_mid_epoch_bitwise() {
     assert!(matches!(t.fit().unwrap(), Outcome::Interrupted { .. }));
     let mut resumed = Trainer::resume(&dir).unwrap();
     resumed.fit().unwrap();
-    assert!(common::state_bytes(&resumed.state) == common::state_bytes(&reference.state));
-    assert!(common::tensor_bytes(&dir) == common::tensor_bytes(&reference.config.run_dir));
+    assert!(
+        crate::common::state_bytes(&resumed.state) == crate::common::state_bytes(&reference.state)
+    );
+    assert!(
+        crate::common::tensor_bytes(&dir) == crate::common::tensor_bytes(&reference.config.run_dir)
+    );
 }
 
 #[test]

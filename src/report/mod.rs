@@ -21,6 +21,9 @@
 //! * Text is placed by baseline and drawn glyph by glyph to work around plotters
 //!   0.3.7's ab_glyph renderer dropping side bearings (see `text_at`).
 
+pub mod data;
+pub mod histograms;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

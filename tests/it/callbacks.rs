@@ -1,16 +1,14 @@
 //! Callbacks: when each stage fires, callback state across resume, errors, logs.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use common::{scratch, small_job, state_bytes};
-use deeptrain::callbacks::tensorboard_events::read_scalars;
+use crate::common::{scratch, small_job, state_bytes};
+use deeptrain::callbacks::tensorboard::events::read_scalars;
 use deeptrain::callbacks::{
     Callback, EarlyStopping, HealthCheck, HealthPolicy, Stage, TrainerView,
 };
-use deeptrain::config::EarlyStoppingConfig;
+use deeptrain::job::EarlyStoppingConfig;
 use deeptrain::trainer::Every;
 use deeptrain::{Outcome, Result, Trainer};
 

@@ -25,17 +25,18 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::callbacks::metrics::{Direction, Metric, MetricSet};
 use crate::callbacks::{Callback, Control, Stage, StageClosure, TrainerView};
 use crate::checkpoint::{self, CheckpointMeta, CheckpointTensors, LoadedCheckpoint};
-use crate::config::JobConfig;
+use crate::checkpoint::{RunInfo, SaveReason};
 use crate::data_loaders::{DataLoader, LoaderState};
 use crate::error::{Error, Result};
 use crate::interrupt::{signal_handle, InterruptHandle};
+use crate::job::JobConfig;
+use crate::metrics::{higher_is_better, Direction, Metric, MetricSet};
 use crate::model::{parameter_count, ForwardCtx, Model, Task};
 use crate::optim::{clip_scale, grad_sq_norms, Schedule, TrainOptimizer};
+use crate::report::data::{flatten_config, report_data, status_line};
 use crate::report::render_report;
-use crate::report_data::{flatten_config, report_data, status_line, RunInfo, SaveReason};
 use crate::rng::{RngStream, StreamId};
 use crate::state::{
     AfterValidation, Best, DoneReason, History, Phase, RngStates, TrainState, WallClock,
@@ -117,22 +118,6 @@ pub enum Outcome {
         why: String,
         checkpoint: PathBuf,
     },
-}
-
-/// Which way `metric` improves: known metrics say so themselves; for other names,
-/// anything that sounds like a loss or an error is minimised.
-pub fn direction_of(metric: &str) -> Direction {
-    let m = metric.strip_prefix("val_").unwrap_or(metric);
-    match Metric::from_name(m) {
-        Ok(known) => known.direction(),
-        Err(_) if m.contains("loss") || m.contains("error") => Direction::Min,
-        Err(_) => Direction::Max,
-    }
-}
-
-/// Whether a larger value of `metric` is better (see [`direction_of`]).
-pub fn higher_is_better(metric: &str) -> bool {
-    direction_of(metric) == Direction::Max
 }
 
 /// The metric set a task computes, from the configured names.

@@ -3,6 +3,9 @@
 //! Weights are initialised from our own seeded stream and dropout masks come from
 //! another, so the same seed gives the same weights and masks in every process.
 
+pub mod recurrent;
+pub use recurrent::{Recurrent, RecurrentConfig};
+
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var, D};

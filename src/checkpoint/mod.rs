@@ -18,12 +18,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use serde::{Deserialize, Serialize};
+
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
-use crate::report_data::{RunInfo, SaveReason};
-use crate::state::TrainState;
+mod meta;
+pub use meta::{CheckpointMeta, FileDigest, RunInfo, SaveReason};
 
 /// Version of the `state.bin` layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -35,32 +35,6 @@ pub const STATE_FILE: &str = "state.bin";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const CARRIED_FILE: &str = "carried.safetensors";
-
-/// Size and SHA-256 of one file of a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileDigest {
-    pub name: String,
-    pub len: u64,
-    pub sha256: String,
-}
-
-/// Everything in `state.bin`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckpointMeta {
-    pub state: TrainState,
-    pub model_name: String,
-    pub optimizer_name: String,
-    /// Who, what and how, for people and reports.
-    pub run: RunInfo,
-    pub saved_because: SaveReason,
-    /// The resolved job config as JSON, when the run was built from one.
-    pub job_config: Option<String>,
-    /// Saved state of callbacks, by callback name, as JSON text.
-    pub callbacks: Vec<(String, String)>,
-    pub files: Vec<FileDigest>,
-    /// Seconds since the Unix epoch when written.
-    pub created_unix: u64,
-}
 
 /// What goes into a checkpoint besides its meta.
 pub struct CheckpointTensors {

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{
+use super::{
     check_len, check_not_nan, check_targets, ConfusionMatrix, Direction, Metric, MetricError,
 };
 
@@ -220,7 +220,7 @@ pub fn greedy_subset(
 
 #[cfg(test)]
 mod tests {
-    use super::super::metrics::Average;
+    use super::super::Average;
     use super::*;
 
     // Scores [0.125, 0.625, 0.375, 0.875], targets [0, 0, 1, 1]; predictions

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::callbacks::metrics::MetricSet;
 use crate::data_loaders::LoaderState;
+use crate::metrics::MetricSet;
 use crate::rng::RngState;
 
 /// Where the state machine stands; see `trainer.rs` for the transitions.

@@ -7,6 +7,8 @@
 //! sums come from the caller). Nothing iterates a hash map, so values are
 //! reproducible across runs and platforms.
 
+pub mod calibration;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -898,6 +900,22 @@ impl MetricSet {
         }
         self.regression = RegressionAccumulator::default();
     }
+}
+
+/// Which way `metric` improves: known metrics say so themselves; for other names,
+/// anything that sounds like a loss or an error is minimised.
+pub fn direction_of(metric: &str) -> Direction {
+    let m = metric.strip_prefix("val_").unwrap_or(metric);
+    match Metric::from_name(m) {
+        Ok(known) => known.direction(),
+        Err(_) if m.contains("loss") || m.contains("error") => Direction::Min,
+        Err(_) => Direction::Max,
+    }
+}
+
+/// Whether a larger value of `metric` is better (see [`direction_of`]).
+pub fn higher_is_better(metric: &str) -> bool {
+    direction_of(metric) == Direction::Max
 }
 
 #[cfg(test)]

@@ -1,12 +1,10 @@
 //! Checkpoints on disk: damage is detected and named, `load_latest` falls back to the
 //! previous good checkpoint, crashed saves leave nothing the loader trusts, pruning.
 
-mod common;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use common::{scratch, small_job, state_bytes};
+use crate::common::{scratch, small_job, state_bytes};
 use deeptrain::checkpoint::{self, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE};
 use deeptrain::trainer::Every;
 use deeptrain::{Error, Outcome, Trainer};
@@ -285,16 +283,16 @@ fn no_checkpoint_errors_name_the_path() {
 #[test]
 fn a_checkpoint_of_another_model_is_refused_and_changes_nothing() {
     let small = scratch("ckpt-other-model-small");
-    let mut job = common::small_job(&small);
+    let mut job = crate::common::small_job(&small);
     job.train.epochs = 1;
     job.build_trainer().unwrap().fit().unwrap();
 
     // Same layer names, other hidden size: the shapes differ from layer 0 on.
     let big = scratch("ckpt-other-model-big");
-    let mut other = common::small_job(&big);
+    let mut other = crate::common::small_job(&big);
     other.model.hidden = vec![48];
     let mut trainer = other.build_trainer().unwrap();
-    let before = common::state_bytes(&trainer.state);
+    let before = crate::common::state_bytes(&trainer.state);
     let weights = |t: &deeptrain::Trainer| -> Vec<Vec<f32>> {
         t.optimizer()
             .vars()
@@ -308,6 +306,6 @@ fn a_checkpoint_of_another_model_is_refused_and_changes_nothing() {
         err.contains("layers.0") && err.contains("shape") && err.contains("model.safetensors"),
         "{err}"
     );
-    assert!(common::state_bytes(&trainer.state) == before);
+    assert!(crate::common::state_bytes(&trainer.state) == before);
     assert_eq!(weights(&trainer), w_before);
 }

@@ -1,13 +1,11 @@
 //! The real `deeptrain` binary: train, resume, inspect, errors, and signals.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use common::scratch;
+use crate::common::scratch;
 use deeptrain::checkpoint;
 use deeptrain::JobConfig;
 use serde_json::Value;

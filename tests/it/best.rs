@@ -1,8 +1,6 @@
 //! `best/` holds the checkpoint with the best key metric, replaced on every improvement.
 
-mod common;
-
-use common::{scratch, small_job};
+use crate::common::{scratch, small_job};
 use deeptrain::checkpoint;
 
 #[test]
@@ -32,7 +30,7 @@ fn best_dir_holds_the_best_validation() {
     assert_eq!(s.batches_fit, best.batches_fit);
     assert_eq!(
         saved.meta.saved_because,
-        deeptrain::report_data::SaveReason::Best
+        deeptrain::checkpoint::SaveReason::Best
     );
     assert_eq!(s.best.as_ref().unwrap().value, min);
     assert_eq!(

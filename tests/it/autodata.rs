@@ -1,13 +1,11 @@
 //! AutoData: inference, formats, batching, shuffling, editable sets, time-series
 //! windows, preprocessing, preloading and bad input, all with real files written here.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::common::scratch;
 use candle_core::{DType as CDType, Device, Tensor};
-use common::scratch;
 use deeptrain::data_loaders::array::{ArrayData, Bytes, DType};
 use deeptrain::data_loaders::auto::{InputDType, Mode};
 use deeptrain::data_loaders::csv_file::LabelColumn;

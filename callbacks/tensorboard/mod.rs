@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 
-use super::tensorboard_events::EventWriter;
-use super::{Callback, Stage, TrainerView};
+pub mod events;
+
+use crate::callbacks::{Callback, Stage, TrainerView};
 use crate::error::Result;
 use crate::optim::with_cpu_f32;
+use events::EventWriter;
 
 pub struct TensorBoard {
     dir: PathBuf,

@@ -1,44 +1,9 @@
 //! What goes into `report.png`: the train state and run description, laid out for the
 //! renderer in `report.rs`. Reading only, so rendering never changes a run.
 
-use serde::{Deserialize, Serialize};
-
-use crate::report::{BestMarker, ReportData, Series};
+use super::{BestMarker, ReportData, Series};
+use crate::checkpoint::{RunInfo, SaveReason};
 use crate::state::{Phase, TrainState};
-
-/// Describes a run for people: saved in every checkpoint so a report can be drawn from
-/// a checkpoint alone.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunInfo {
-    pub name: String,
-    pub model: String,
-    pub parameters: u64,
-    pub optimizer: String,
-    pub device: String,
-    pub seed: u64,
-    pub epochs: u64,
-    /// The resolved config, flattened to `section.key: value`.
-    pub hyperparameters: Vec<(String, String)>,
-}
-
-/// Why a checkpoint was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SaveReason {
-    /// By the checkpoint policy (every N epochs / batches / steps).
-    Periodic,
-    /// A callback asked for it.
-    Requested,
-    /// Ctrl-C, SIGTERM or an `InterruptHandle`.
-    Interrupt,
-    /// A callback stopped the run (early stopping, health check).
-    Stop,
-    /// A callback failed; saved before reporting the error.
-    CallbackError,
-    /// The last epoch ended.
-    Finish,
-    /// A validation set a new best key metric (`RUN_DIR/best/`).
-    Best,
-}
 
 /// Flattens a config to `a.b.c: value` pairs, the sections that matter most first
 /// (model, optimizer, train, data, then the rest); nulls are left out.

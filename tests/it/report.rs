@@ -1,14 +1,13 @@
 //! The PNG state report: size, content, determinism, and that drawing it changes nothing.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{scratch, small_job, state_bytes};
+use crate::common::{scratch, small_job, state_bytes};
 use deeptrain::callbacks::HistogramFigures;
+use deeptrain::checkpoint::RunInfo;
+use deeptrain::report::data::report_data;
 use deeptrain::report::render_report;
-use deeptrain::report_data::{report_data, RunInfo};
 use deeptrain::{Outcome, Stage, Trainer};
 
 /// (width, height, count of non-white pixels, distinct colours) of a PNG file.

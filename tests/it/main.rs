@@ -1,0 +1,15 @@
+//! The integration tests, one binary so CI links candle once. Each module is one area.
+
+mod autodata;
+mod autodata_train;
+mod best;
+mod callbacks;
+mod checkpoints;
+mod cli;
+mod common;
+mod config;
+mod mnist_job;
+mod optimizers;
+mod readme;
+mod report;
+mod resume;
