@@ -15,7 +15,6 @@ fn save_and_load(c: &mut Criterion) {
     job.train.epochs = 1;
     job.train.checkpoint_every = Every::Never;
     job.train.keep_last = 2;
-    job.train.handle_signals = false;
     let mut trainer = job.build_trainer().unwrap();
     // One epoch, so the state carries a realistic history.
     trainer.fit().unwrap();

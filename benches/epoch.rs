@@ -21,7 +21,6 @@ fn one_epoch(c: &mut Criterion) {
     job.train.epochs = 1;
     job.train.checkpoint_every = Every::Never;
     job.train.keep_last = 1;
-    job.train.handle_signals = false;
     job.train.run_dir = run_dir.clone();
 
     let mut group = c.benchmark_group("epoch_default_digits");

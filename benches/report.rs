@@ -10,7 +10,6 @@ fn report(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
     let mut job = JobConfig::default();
     job.train.run_dir = dir.clone();
-    job.train.handle_signals = false;
     job.logging.progress = false;
     let mut trainer = job.build_trainer().expect("default job builds");
     trainer.fit().expect("default job runs");

@@ -130,7 +130,6 @@ fn main() -> deeptrain::Result<()> {
             c.validate_every = Every::Epochs(1);
             c.checkpoint_every = Every::Never;
             c.key_metric = "val_loss".into();
-            c.handle_signals = false;
         })
         .build()?;
     trainer.on(Stage::ValEnd, move |v| {

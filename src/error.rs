@@ -74,6 +74,9 @@ pub enum Error {
     #[error("usage: {0}")]
     Usage(String),
 
+    #[error("could not install the Ctrl-C/SIGTERM handler: {0}")]
+    SignalHandler(#[source] ctrlc::Error),
+
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
 }

@@ -1,56 +1,58 @@
-//! SIGINT / SIGTERM handling.
+//! Stop requests: how Ctrl-C, SIGTERM or another thread asks a run to stop cleanly.
 //!
-//! The handler only counts signals; the trainer polls the count between iterations.
-//! First signal: finish the current iteration, save, return `Outcome::Interrupted`.
-//! Second: nothing more (the save in progress is finished, never left half-written).
-//! Third: exit at once with status 130; a save in progress leaves only a `.tmp-*`
-//! directory, which the loader ignores.
+//! The trainer polls an [`InterruptHandle`] between two transitions of its state machine
+//! (where a checkpoint describes the run completely), saves, and returns
+//! `Outcome::Interrupted`. The library installs no signal handler of its own: a program
+//! that wants Ctrl-C to stop a run calls [`install_signal_handler`] once and hands the
+//! handle to its trainers (the `deeptrain` binary does; see `cli`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-static SIGNALS: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+use crate::error::{Error, Result};
 
-/// A shared stop request. Cloning shares the count; the signal handler increments it.
+/// A shared stop request. Cloning shares the count; a signal handler increments it.
 #[derive(Debug, Clone, Default)]
 pub struct InterruptHandle(Arc<AtomicUsize>);
 
 impl InterruptHandle {
+    /// A handle no signal feeds; stop a run through it with [`interrupt`](Self::interrupt).
+    pub fn new() -> Self {
+        Self::default()
+    }
     /// Asks the trainer to stop after the current iteration (as a first Ctrl-C would).
     pub fn interrupt(&self) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
+    /// How many stop requests arrived since the last [`clear`](Self::clear).
     pub fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
+    /// Whether a stop was requested.
     pub fn is_set(&self) -> bool {
         self.count() > 0
     }
+    /// Forgets the requests so far (`Trainer::fit` does this when it starts).
     pub fn clear(&self) {
         self.0.store(0, Ordering::SeqCst);
     }
 }
 
-/// The process-wide handle fed by SIGINT and SIGTERM; installs the handler on first use.
-pub fn signal_handle() -> InterruptHandle {
-    let counter = SIGNALS.get_or_init(|| {
-        let counter = Arc::new(AtomicUsize::new(0));
-        let c = counter.clone();
-        let installed = ctrlc::set_handler(move || {
-            let n = c.fetch_add(1, Ordering::SeqCst) + 1;
-            match n {
-                1 => eprintln!("\ninterrupt: finishing the current iteration and saving a checkpoint (again: wait for the save, third time: abort)"),
-                2 => eprintln!("\ninterrupt: a checkpoint is being saved; waiting for it to finish (once more to abort)"),
-                _ => {
-                    eprintln!("\ninterrupt: aborting now; the last complete checkpoint is kept");
-                    std::process::exit(130);
-                }
-            }
-        });
-        if let Err(e) = installed {
-            eprintln!("warning: could not install the Ctrl-C handler: {e}");
-        }
-        counter
-    });
-    InterruptHandle(counter.clone())
+/// Routes SIGINT and SIGTERM of the whole process into the returned handle.
+///
+/// Every signal increments the handle's count, then calls `on_signal` with the new count
+/// on the handler's own thread: the place for a message, or for aborting at the third
+/// signal, as the `deeptrain` binary does. A process has one such handler: a second call
+/// is an error.
+pub fn install_signal_handler(
+    on_signal: impl Fn(usize) + Send + 'static,
+) -> Result<InterruptHandle> {
+    let handle = InterruptHandle::new();
+    let counter = handle.0.clone();
+    ctrlc::set_handler(move || {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        on_signal(n);
+    })
+    .map_err(Error::SignalHandler)?;
+    Ok(handle)
 }

@@ -232,7 +232,29 @@ fn first_free(dir: &Path) -> PathBuf {
         .unwrap_or_else(|| dir.to_path_buf())
 }
 
+/// The process's Ctrl-C/SIGTERM handle: installed on first use, with the messages and
+/// the abort at the third signal that the command line promises.
+fn signals() -> Result<crate::interrupt::InterruptHandle> {
+    static HANDLE: std::sync::OnceLock<crate::interrupt::InterruptHandle> =
+        std::sync::OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let h = crate::interrupt::install_signal_handler(|n| {
+        match n {
+        1 => eprintln!("\ninterrupt: finishing the current iteration and saving a checkpoint (again: wait for the save, third time: abort)"),
+        2 => eprintln!("\ninterrupt: a checkpoint is being saved; waiting for it to finish (once more to abort)"),
+        _ => {
+            eprintln!("\ninterrupt: aborting now; the last complete checkpoint is kept");
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+    }
+    })?;
+    Ok(HANDLE.get_or_init(|| h).clone())
+}
+
 fn fit_and_report(trainer: &mut Trainer) -> Result<i32> {
+    trainer.set_interrupt_handle(signals()?);
     let outcome = trainer.fit()?;
     let dir = trainer.config.run_dir.clone();
     match outcome {

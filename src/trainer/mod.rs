@@ -30,7 +30,7 @@ use crate::checkpoint::{self, CheckpointMeta, CheckpointTensors, LoadedCheckpoin
 use crate::checkpoint::{RunInfo, SaveReason};
 use crate::data_loaders::{DataLoader, LoaderState};
 use crate::error::{Error, Result};
-use crate::interrupt::{signal_handle, InterruptHandle};
+use crate::interrupt::InterruptHandle;
 use crate::job::JobConfig;
 use crate::metrics::{higher_is_better, Direction, Metric, MetricSet};
 use crate::model::{parameter_count, ForwardCtx, Model, Task};
@@ -78,8 +78,6 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Clip the global gradient norm to this value.
     pub clip_grad_norm: Option<f64>,
-    /// Install SIGINT/SIGTERM handling during `fit`.
-    pub handle_signals: bool,
     /// Render `report.png` into every checkpoint and into the run directory when a
     /// session ends.
     pub report: bool,
@@ -99,7 +97,6 @@ impl Default for TrainConfig {
             key_metric: "val_loss".into(),
             schedule: Schedule::Constant,
             clip_grad_norm: None,
-            handle_signals: true,
             report: true,
         }
     }
@@ -533,6 +530,14 @@ impl Trainer {
         self.interrupt.clone()
     }
 
+    /// Makes `fit` stop when `handle` is set, e.g. the one from
+    /// [`install_signal_handler`](crate::interrupt::install_signal_handler) so that
+    /// Ctrl-C and SIGTERM stop this run cleanly.
+    pub fn set_interrupt_handle(&mut self, handle: InterruptHandle) -> &mut Self {
+        self.interrupt = handle;
+        self
+    }
+
     pub fn interrupt_status(&self) -> crate::state::InterruptStatus {
         self.state.interrupt_status()
     }
@@ -619,9 +624,6 @@ impl Trainer {
 
     /// Trains until done, interrupted or stopped. Call again after an interrupt to go on.
     pub fn fit(&mut self) -> Result<Outcome> {
-        if self.config.handle_signals {
-            signal_handle().clear();
-        }
         self.interrupt.clear();
         self.state.time.sessions += 1;
         self.clock = Instant::now();
@@ -684,7 +686,7 @@ impl Trainer {
     }
 
     fn interrupted(&self) -> bool {
-        self.interrupt.is_set() || (self.config.handle_signals && signal_handle().is_set())
+        self.interrupt.is_set()
     }
 
     // ---- the state machine -------------------------------------------------------------

@@ -81,7 +81,6 @@ fn configure(c: &mut deeptrain::TrainConfig, run: &Path) {
     c.run_dir = run.to_path_buf();
     c.validate_every = Every::Batches(4);
     c.checkpoint_every = Every::Never;
-    c.handle_signals = false;
 }
 
 fn mlp_trainer(train_dir: &Path, val_dir: &Path, run: &Path) -> Trainer {

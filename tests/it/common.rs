@@ -28,7 +28,6 @@ pub fn small_job(run_dir: &Path) -> JobConfig {
     job.train.seed = 11;
     job.train.validate_every = Every::Batches(10);
     job.train.checkpoint_every = Every::Never;
-    job.train.handle_signals = false;
     job.train.run_dir = run_dir.to_path_buf();
     job
 }

@@ -24,7 +24,6 @@ fn mnist_job(run_dir: &Path) -> Option<JobConfig> {
         JobConfig::from_json_str(&text, Path::new("examples/configs/mnist.json")).unwrap();
     job.data.source = mnist_dir()?.to_string_lossy().to_string();
     job.train.run_dir = run_dir.to_path_buf();
-    job.train.handle_signals = false;
     job.logging.progress = false;
     Some(job)
 }
