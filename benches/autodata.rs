@@ -22,7 +22,13 @@ use criterion::{Criterion, Throughput};
 use deeptrain::data_loaders::array::DType;
 use deeptrain::data_loaders::auto::InputDType;
 use deeptrain::data_loaders::npy::{read_npy, write_npy};
-use deeptrain::data_loaders::{AutoData, DataLoader, LoaderState};
+use deeptrain::data_loaders::{AutoData, DataLoader, LoaderState, SetRef};
+
+/// A loader's state with the sets of the epoch it planned.
+struct Planned {
+    state: LoaderState,
+    sets: Vec<String>,
+}
 
 /// 12 KiB samples (3 x 32 x 32 f32, an image's worth).
 const SAMPLE: [usize; 3] = [3, 32, 32];
@@ -71,7 +77,7 @@ fn generate() -> Data {
     Data { dir, files, bytes }
 }
 
-fn loader(dir: &Path, shuffle: bool, samples: bool) -> (AutoData, LoaderState) {
+fn loader(dir: &Path, shuffle: bool, samples: bool) -> (AutoData, Planned) {
     let l = AutoData::from_dir(dir)
         .unwrap()
         .no_labels()
@@ -83,15 +89,15 @@ fn loader(dir: &Path, shuffle: bool, samples: bool) -> (AutoData, LoaderState) {
         .build()
         .unwrap();
     let mut s = l.new_state();
-    l.plan_epoch(&mut s).unwrap();
-    (l, s)
+    let sets = l.plan_epoch(1, &mut s).unwrap();
+    (l, Planned { state: s, sets })
 }
 
 /// One epoch through the loader: every batch becomes a tensor.
-fn epoch(l: &AutoData, s: &LoaderState) -> usize {
+fn epoch(l: &AutoData, s: &Planned) -> usize {
     let mut n = 0;
-    for name in &s.set_nums_to_process {
-        let b = l.load(s, name, &Device::Cpu).unwrap();
+    for name in &s.sets {
+        let b = l.load(&s.state, SetRef::new(name), &Device::Cpu).unwrap();
         n += black_box(b).size();
     }
     n
@@ -99,10 +105,10 @@ fn epoch(l: &AutoData, s: &LoaderState) -> usize {
 
 /// The same batches' bytes copied out of the maps: into a fresh buffer per batch (what
 /// a new tensor costs) or into one reused buffer (pure memcpy bandwidth).
-fn memcpy_epoch(l: &AutoData, s: &LoaderState, reuse: &mut Option<Vec<u8>>) -> usize {
+fn memcpy_epoch(l: &AutoData, s: &Planned, reuse: &mut Option<Vec<u8>>) -> usize {
     let mut n = 0;
-    for name in &s.set_nums_to_process {
-        let view = l.view(s, name).unwrap();
+    for name in &s.sets {
+        let view = l.view(&s.state, name).unwrap();
         let chunks = view.chunks();
         let total: usize = chunks.iter().map(|c| c.len()).sum();
         match reuse {
@@ -149,7 +155,7 @@ fn main() {
     let (seq, seq_state) = loader(&data.dir, false, false);
     let (shuf, shuf_state) = loader(&data.dir, true, false);
     let (samp, samp_state) = loader(&data.dir, true, true);
-    let batches = seq_state.set_nums_to_process.len();
+    let batches = seq_state.sets.len();
     eprintln!(
         "{batches} batches of {BATCH} samples ({:.1} MiB) per epoch",
         (BATCH * SAMPLE.iter().product::<usize>() * 4) as f64 / (1 << 20) as f64

@@ -27,6 +27,8 @@ pub struct HealthCheck {
     pub dead_below: f32,
     /// Problems found so far, newest last (for inspection).
     pub findings: Vec<String>,
+    /// The callback's name (default `health_check`); two health checks need two names.
+    pub name: String,
 }
 
 impl HealthCheck {
@@ -37,7 +39,13 @@ impl HealthCheck {
             max_abs_weight: 1e4,
             dead_below: 1e-12,
             findings: Vec::new(),
+            name: "health_check".into(),
         }
+    }
+    /// Names this check (default `health_check`), e.g. to register a second one.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
     pub fn weights_every(mut self, steps: u64) -> Self {
         self.weights_every = steps;
@@ -85,7 +93,7 @@ fn scan(values: &[f32]) -> (usize, f32) {
 
 impl Callback for HealthCheck {
     fn name(&self) -> String {
-        "health_check".into()
+        self.name.clone()
     }
 
     fn on_stage(&mut self, stage: Stage, view: &mut TrainerView) -> Result<()> {

@@ -24,7 +24,7 @@ use candle_core::backprop::GradStore;
 
 use crate::error::Result;
 use crate::optim::NamedVar;
-use crate::state::TrainState;
+use crate::state::{StopRequest, TrainState};
 
 /// Moments of training at which callbacks run, in the order they occur.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,7 +59,7 @@ impl std::fmt::Display for Stage {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Control {
     /// Stop training (with a checkpoint) and record who and why.
-    pub stop: Option<(String, String)>,
+    pub stop: Option<StopRequest>,
     /// Write a checkpoint after this stage.
     pub checkpoint: bool,
     /// At `TrainIterBegin`: do not fit the upcoming batch; at `BeforeStep` or
@@ -80,7 +80,7 @@ pub struct TrainerView<'a> {
 
 impl TrainerView<'_> {
     pub fn request_stop(&mut self, by: &str, why: impl Into<String>) {
-        self.control.stop = Some((by.to_string(), why.into()));
+        self.control.stop = Some(StopRequest::new(by, why));
     }
     pub fn request_checkpoint(&mut self) {
         self.control.checkpoint = true;

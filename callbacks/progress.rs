@@ -40,7 +40,7 @@ impl Progress {
 
     fn line(&self, s: &TrainState, width: usize) -> String {
         let done = s.batch_in_epoch;
-        let total = done + s.train_data.set_nums_to_process.len() as u64;
+        let total = done + s.train_data.sets_to_process.len() as u64;
         let filled = if total == 0 {
             0
         } else {
@@ -72,7 +72,7 @@ impl Callback for Progress {
                 self.samples_this_epoch = 0;
             }
             Stage::TrainIterEnd => {
-                self.samples_this_epoch += s.train_data.batch_size as u64;
+                self.samples_this_epoch += s.train_data.loader.batch_size as u64;
                 if self.terminal {
                     eprint!("\r{}\x1b[K", self.line(s, 30));
                     let _ = std::io::stderr().flush();

@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Tensor};
 
-use super::{Batch, DataInfo, DataLoader, LoaderState};
+use super::{Batch, DataInfo, DataLoader, LoaderState, SetRef};
 use crate::error::{Error, Result};
 use crate::rng::RngStream;
 
@@ -154,7 +154,7 @@ impl DataLoader for InMemoryData {
         }
     }
 
-    fn plan_epoch(&self, state: &mut LoaderState) -> Result<()> {
+    fn plan_epoch(&self, _epoch: u64, state: &mut LoaderState) -> Result<Vec<String>> {
         if state.batch_size == 0 {
             return Err(Error::config("batch_size", "must be at least 1"));
         }
@@ -166,16 +166,13 @@ impl DataLoader for InMemoryData {
             state.rng = rng.state();
             state.order = order;
         }
-        state.set_nums_to_process = (0..self.num_batches(state))
+        Ok((0..self.num_batches(state))
             .map(|i| i.to_string())
-            .collect();
-        state.sets_done.clear();
-        state.clear_window();
-        state.epoch += 1;
-        Ok(())
+            .collect())
     }
 
-    fn load(&self, state: &LoaderState, set_name: &str, device: &Device) -> Result<Batch> {
+    fn load(&self, state: &LoaderState, set: SetRef<'_>, device: &Device) -> Result<Batch> {
+        let set_name = set.name;
         let i: usize = set_name
             .parse()
             .map_err(|_| Error::Data(format!("{}: no set named {set_name:?}", self.name)))?;

@@ -1,10 +1,8 @@
-//! Data loading. The trainer sees data only through [`DataLoader`]; the loader's position
-//! lives in [`LoaderState`] inside the train state, so a resumed run sees exactly the
+//! Data loading: the [`DataLoader`] contract, AutoData, the format readers and
+//! time-series windows. This layer knows nothing of the trainer: a loader plans epochs
+//! and loads sets; the trainer's cursor (`state::DataCursor`) says which set comes next,
+//! and the loader's own [`LoaderState`] sits inside it, so a resumed run sees exactly the
 //! batches it would have seen.
-//!
-//! A loader is stateless on purpose: given the same `LoaderState` it returns the same
-//! batch, which is what makes resume (and skipping or repeating a set by editing
-//! `set_nums_to_process`) exact.
 
 pub mod array;
 pub mod auto;
@@ -30,64 +28,76 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::rng::{RngState, RngStream};
 
-/// Position of a loader: which sets remain in this epoch, and its shuffle stream.
+/// What a loader keeps between calls, saved in every checkpoint: its settings, its
+/// shuffle stream and the plan of the current epoch. Only the loader writes it (in
+/// [`DataLoader::plan_epoch`]); where the trainer stands in the epoch is the trainer's
+/// business (`state::DataCursor`), not the loader's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoaderState {
+    /// Samples per batch.
     pub batch_size: usize,
+    /// Shuffle the order of sets (`AutoData`) or samples (`InMemoryData`) every epoch.
     pub shuffle: bool,
     /// Keep (false) or drop (true) a last batch smaller than `batch_size`.
     pub drop_last: bool,
-    /// Epochs planned so far by this loader.
-    pub epoch: u64,
     /// Shuffle stream position (seeded from the run seed).
     pub rng: RngState,
     /// Order of this epoch, as the loader defines it (`InMemoryData`: samples, `AutoData`:
     /// sets); empty means the natural order.
     pub order: Vec<u32>,
-    /// Sets (batches) still to process this epoch, in order. Edit to skip or repeat one.
-    /// The first one stays here until its last window has been fit.
-    pub set_nums_to_process: Vec<String>,
-    /// Sets processed this epoch, in order.
-    pub sets_done: Vec<String>,
     /// Besides the set order, permute the samples within each group (`AutoData`: within
     /// each file, or within the whole file in dataset mode).
     pub shuffle_samples: bool,
     /// Seed of this epoch's within-group sample permutations (drawn from `rng` when the
     /// epoch is planned; 0 when `shuffle_samples` is off).
     pub sample_seed: u64,
-    /// Window (iteration) of `set_nums_to_process[0]` to fit next. A set is a single
-    /// window unless a time-series preprocessor cuts it into several; 0 between sets.
-    pub window: u64,
-    /// Metric rows of the windows of the current set fit so far; the trainer averages
-    /// them into the set's one history row when its last window is done.
-    pub window_rows: Vec<Vec<(String, f64)>>,
     /// Per-epoch state of the loader's preprocessor (what its `on_epoch` hook returned).
     pub preprocessor_state: String,
 }
 
 impl LoaderState {
+    /// Settings and a fresh shuffle stream; no epoch planned yet.
     pub fn new(batch_size: usize, shuffle: bool, drop_last: bool, rng: &RngStream) -> Self {
         Self {
             batch_size,
             shuffle,
             drop_last,
-            epoch: 0,
             rng: rng.state(),
             order: Vec::new(),
-            set_nums_to_process: Vec::new(),
-            sets_done: Vec::new(),
             shuffle_samples: false,
             sample_seed: 0,
-            window: 0,
-            window_rows: Vec::new(),
             preprocessor_state: String::new(),
         }
     }
+}
 
-    /// Forgets the progress through the current set (a new epoch starts).
-    pub fn clear_window(&mut self) {
-        self.window = 0;
-        self.window_rows.clear();
+/// Which batch to load: a set of an epoch's plan, and which window of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetRef<'a> {
+    /// Name of the set, as `plan_epoch` returned it (e.g. `"12"`, `"12+13"`, `"12-b"`).
+    pub name: &'a str,
+    /// Window (iteration) of the set; 0 unless a preprocessor cuts sets into windows.
+    pub window: usize,
+    /// The epoch the set belongs to (1-based), as handed to `plan_epoch`.
+    pub epoch: u64,
+}
+
+impl<'a> SetRef<'a> {
+    /// Window 0 of set `name` in epoch 1: what a loader used without a trainer loads.
+    pub fn new(name: &'a str) -> Self {
+        Self {
+            name,
+            window: 0,
+            epoch: 1,
+        }
+    }
+    /// The same set in epoch `epoch`.
+    pub fn in_epoch(self, epoch: u64) -> Self {
+        Self { epoch, ..self }
+    }
+    /// Window `window` of the same set.
+    pub fn window(self, window: usize) -> Self {
+        Self { window, ..self }
     }
 }
 
@@ -139,16 +149,23 @@ pub struct DataInfo {
     pub num_classes: Option<usize>,
 }
 
-/// A source of batches. Implementations keep no position of their own.
+/// A source of batches: it plans epochs and loads sets, nothing more.
+///
+/// Implementations keep no position of their own: everything that changes during a run is
+/// in the [`LoaderState`] they are handed (theirs to write in `plan_epoch`) or in the
+/// trainer's cursor, so the same state and set always give the same batch. That is what
+/// makes a resumed run (and skipping or repeating a set by editing the cursor) exact.
+/// `examples/custom_loader.rs` implements one from scratch.
 pub trait DataLoader: Send {
+    /// What the data looks like (sizes the model; shown by `deeptrain data`).
     fn info(&self) -> DataInfo;
     /// Applies settings the loader was built with (batch size, shuffling) to a fresh
     /// state; the trainer calls it once when it is built. Default: keep the trainer's.
     fn configure_state(&self, _state: &mut LoaderState) {}
-    /// Starts a new epoch: fills `set_nums_to_process` (and `order` when shuffling),
-    /// drawing randomness only from `state.rng`.
-    fn plan_epoch(&self, state: &mut LoaderState) -> Result<()>;
-    /// Loads the set named `set_name` under the epoch plan in `state` (its window
-    /// `state.window` when the set is cut into windows).
-    fn load(&self, state: &LoaderState, set_name: &str, device: &Device) -> Result<Batch>;
+    /// Plans epoch `epoch` (1-based): returns the names of its sets in the order to fit
+    /// them, and records in `state` whatever `load` needs to find them (a shuffled
+    /// order, ...), drawing randomness only from `state.rng`.
+    fn plan_epoch(&self, epoch: u64, state: &mut LoaderState) -> Result<Vec<String>>;
+    /// Loads the batch `set` under the epoch plan in `state`.
+    fn load(&self, state: &LoaderState, set: SetRef<'_>, device: &Device) -> Result<Batch>;
 }

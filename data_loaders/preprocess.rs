@@ -3,7 +3,8 @@
 //! does for stateful time series.
 //!
 //! Like loaders, preprocessors hold no position: everything that changes during a run
-//! lives in [`LoaderState`] (the window index, and whatever the per-epoch hook returned),
+//! lives in the loader's state (whatever the per-epoch hook returned) or in the batch's
+//! [`SetRef`](super::SetRef) (the epoch and window index),
 //! so a resumed run preprocesses every batch exactly as the original run would have.
 
 use candle_core::Tensor;

@@ -6,7 +6,7 @@
 //! `start_increments` from epoch to epoch (so window boundaries differ between epochs).
 //! The model carries its recurrent state from one window to the next; after the last
 //! window of a set the trainer calls `Model::reset_states`. A run stopped between two
-//! windows resumes bitwise: the window index is in `LoaderState::window` and the carried
+//! windows resumes bitwise: the window index is in the trainer's cursor (`DataCursor::window`) and the carried
 //! state in the checkpoint's `carried.safetensors`.
 
 use candle_core::Tensor;

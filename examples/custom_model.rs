@@ -55,7 +55,7 @@ fn main() -> deeptrain::Result<()> {
         .run_dir(&run_dir)
         .configure(|c| c.key_metric = "val_accuracy".into())
         .build()?;
-    trainer.add_callback(EarlyStopping::new("val_loss").patience(5));
+    trainer.add_callback(EarlyStopping::new("val_loss").patience(5))?;
     trainer.on(Stage::ValEnd, |t| {
         let v = t.state.val_history.latest();
         println!(
@@ -73,7 +73,7 @@ fn main() -> deeptrain::Result<()> {
     }
     match trainer.fit()? {
         Outcome::Finished => println!("finished"),
-        Outcome::Stopped { by, why, .. } => println!("stopped by {by}: {why}"),
+        Outcome::Stopped { stop, .. } => println!("stopped by {stop}"),
         Outcome::Interrupted { checkpoint } => {
             println!("interrupted; saved {}", checkpoint.display())
         }

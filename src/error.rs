@@ -58,11 +58,12 @@ pub enum Error {
     #[error("optimizer state: {0}")]
     Optimizer(String),
 
-    #[error("callback {callback} failed at stage {stage}: {message}")]
+    #[error("callback {callback} failed at stage {stage}: {source}")]
     Callback {
         callback: String,
         stage: String,
-        message: String,
+        #[source]
+        source: Box<Error>,
     },
 
     #[error("training diverged at step {step}: {reason}")]

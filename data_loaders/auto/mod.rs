@@ -70,7 +70,7 @@ use self::labels::Targets;
 use self::plan::{Plan, PlanKey};
 use super::array::ArrayData;
 use super::preprocess::{BatchCtx, Preprocessor};
-use super::{Batch, DataInfo, DataLoader, LoaderState};
+use super::{Batch, DataInfo, DataLoader, LoaderState, SetRef};
 use crate::error::{Error, Result};
 use crate::rng::{RngStream, StreamId};
 
@@ -138,11 +138,11 @@ impl AutoData {
         s
     }
 
-    fn cache_key(state: &LoaderState, name: &str, device: &Device) -> u64 {
+    fn cache_key(state: &LoaderState, set: SetRef<'_>, device: &Device) -> u64 {
         let mut h = DefaultHasher::new();
         (
-            name,
-            state.epoch,
+            set.name,
+            set.epoch,
             &state.order,
             state.batch_size,
             state.drop_last,
@@ -187,7 +187,7 @@ impl DataLoader for AutoData {
         }
     }
 
-    fn plan_epoch(&self, state: &mut LoaderState) -> Result<()> {
+    fn plan_epoch(&self, epoch: u64, state: &mut LoaderState) -> Result<Vec<String>> {
         if state.batch_size == 0 {
             return Err(Error::config("batch_size", "must be at least 1"));
         }
@@ -204,7 +204,6 @@ impl DataLoader for AutoData {
         } else {
             0
         };
-        let epoch = state.epoch + 1;
         let pre_state = match &self.preprocessor {
             Some(p) => p.on_epoch(epoch, &mut rng)?,
             None => String::new(),
@@ -213,10 +212,7 @@ impl DataLoader for AutoData {
         next.order = order;
         next.sample_seed = sample_seed;
         next.rng = rng.state();
-        next.epoch = epoch;
         next.preprocessor_state = pre_state;
-        next.sets_done.clear();
-        next.clear_window();
         let plan = self.plan(&next)?;
         if plan.batches.is_empty() {
             return Err(Error::Data(format!(
@@ -226,15 +222,15 @@ impl DataLoader for AutoData {
                 state.batch_size
             )));
         }
-        next.set_nums_to_process = plan.batches.iter().map(|b| b.name.clone()).collect();
+        let sets = plan.batches.iter().map(|b| b.name.clone()).collect();
         *state = next;
-        Ok(())
+        Ok(sets)
     }
 
-    fn load(&self, state: &LoaderState, set_name: &str, device: &Device) -> Result<Batch> {
-        let window = state.window as usize;
+    fn load(&self, state: &LoaderState, set: SetRef<'_>, device: &Device) -> Result<Batch> {
+        let (set_name, window) = (set.name, set.window);
         let ctx = |window| BatchCtx {
-            epoch: state.epoch,
+            epoch: set.epoch,
             set_name,
             window,
             epoch_state: &state.preprocessor_state,
@@ -250,7 +246,7 @@ impl DataLoader for AutoData {
             let (x, y) = self.tensors(&view, device)?;
             return Ok(Batch::new(set_name, x, y));
         };
-        let key = Self::cache_key(state, set_name, device);
+        let key = Self::cache_key(state, set, device);
         let cached = {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             cache

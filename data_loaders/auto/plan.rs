@@ -220,7 +220,7 @@ impl AutoData {
     }
 
     /// The batches of the epoch planned in `state`, in order (what the trainer will fit
-    /// when nobody edits `set_nums_to_process`).
+    /// when nobody edits the trainer's `sets_to_process`).
     pub fn batches(&self, state: &LoaderState) -> Result<Vec<BatchSpec>> {
         Ok(self.plan(state)?.batches.clone())
     }
@@ -245,9 +245,8 @@ impl AutoData {
                         .map(|b| b.name.as_str())
                         .collect();
                     return Err(Error::Data(format!(
-                        "{}: no set named {name:?} in epoch {} (sets look like {}{})",
+                        "{}: no set named {name:?} (sets look like {}{})",
                         self.inferred.source.display(),
-                        state.epoch,
                         some.join(", "),
                         if plan.batches.len() > 6 { ", ..." } else { "" }
                     )));

@@ -125,8 +125,8 @@ impl fmt::Display for DataReport {
 }
 
 impl AutoData {
-    /// A report of the inference and of the epoch planned in `state`.
-    pub fn report(&self, state: &LoaderState) -> Result<DataReport> {
+    /// A report of the inference and of epoch `epoch`, as planned in `state`.
+    pub fn report(&self, epoch: u64, state: &LoaderState) -> Result<DataReport> {
         let batches = self
             .batches(state)?
             .into_iter()
@@ -147,7 +147,7 @@ impl AutoData {
             shuffle_samples: state.shuffle_samples,
             drop_last: state.drop_last,
             seed: state.rng.seed,
-            epoch: state.epoch,
+            epoch,
             batches,
         })
     }

@@ -414,3 +414,15 @@ pub fn load_latest(path: &Path) -> Result<LoadedCheckpoint> {
             .join("; "),
     })
 }
+
+/// The run directory a checkpoint directory belongs to (`RUN/checkpoints/ckpt-N` or
+/// `RUN/best`).
+pub fn run_dir_of(ckpt_dir: &Path) -> PathBuf {
+    match ckpt_dir.parent() {
+        Some(p) if p.file_name().is_some_and(|n| n == CHECKPOINTS_DIR) => {
+            p.parent().map(Path::to_path_buf).unwrap_or_default()
+        }
+        Some(p) if ckpt_dir.file_name().is_some_and(|n| n == BEST_DIR) => p.to_path_buf(),
+        _ => ckpt_dir.to_path_buf(),
+    }
+}

@@ -270,15 +270,8 @@ fn fit_and_report(trainer: &mut Trainer) -> Result<i32> {
             );
             Ok(0)
         }
-        Outcome::Stopped {
-            by,
-            why,
-            checkpoint,
-        } => {
-            outln!(
-                "stopped by {by}: {why}\ncheckpoint: {}",
-                checkpoint.display()
-            );
+        Outcome::Stopped { stop, checkpoint } => {
+            outln!("stopped by {stop}\ncheckpoint: {}", checkpoint.display());
             Ok(0)
         }
         Outcome::Interrupted { checkpoint } => {
@@ -317,7 +310,6 @@ pub fn inspect_json(checkpoint: &Path, state: &TrainState) -> serde_json::Value 
     serde_json::json!({
         "checkpoint": checkpoint.display().to_string(),
         "epoch": state.epoch,
-        "val_epoch": state.val_epoch,
         "global_step": state.global_step,
         "batches_fit": state.batches_fit,
         "batches_validated": state.batches_validated,
@@ -332,7 +324,7 @@ pub fn inspect_json(checkpoint: &Path, state: &TrainState) -> serde_json::Value 
         "best": state.best.as_ref().map(|b| serde_json::json!({
             "metric": b.metric, "value": b.value, "epoch": b.epoch, "batches_fit": b.batches_fit,
         })),
-        "remaining_sets": state.train_data.set_nums_to_process,
+        "remaining_sets": state.train_data.sets_to_process,
         "wall_time_secs": state.time.total_secs,
         "train_secs": state.time.train_secs,
         "validation_secs": state.time.validation_secs,
@@ -437,8 +429,8 @@ fn data(args: &Args) -> Result<i32> {
         .drop_last(args.flag("--drop-last"))
         .build()?;
     let mut state = loader.new_state();
-    loader.plan_epoch(&mut state)?;
-    let report = loader.report(&state)?;
+    loader.plan_epoch(1, &mut state)?;
+    let report = loader.report(1, &state)?;
     if args.flag("--json") {
         outln!(
             "{}",

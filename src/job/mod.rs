@@ -3,6 +3,8 @@
 //! The resolved config is written to `RUN_DIR/config.json` and into every checkpoint,
 //! which is what lets `Trainer::resume(path)` rebuild the run with nothing else.
 
+mod resume;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -439,7 +441,10 @@ impl JobConfig {
             .drop_last(self.data.drop_last)
             .device(device)
             .init_rng(init)
-            .job(self.clone());
+            .name(self.name.clone())
+            .job_config(
+                serde_json::to_value(self).map_err(|e| Error::config("job", e.to_string()))?,
+            );
         if let Some(n) = self.data.val_batch_size {
             builder = builder.val_batch_size(n);
         }
@@ -453,27 +458,27 @@ impl JobConfig {
     fn add_callbacks(&self, trainer: &mut Trainer) -> Result<()> {
         let dir = &self.train.run_dir;
         let l = &self.logging;
-        trainer.add_callback(HealthCheck::new(health_policy(&l.health)?));
+        trainer.add_callback(HealthCheck::new(health_policy(&l.health)?))?;
         if let Some(es) = &self.early_stopping {
             trainer.add_callback(
                 EarlyStopping::new(&es.monitor)
                     .patience(es.patience)
                     .min_delta(es.min_delta)
                     .warmup(es.warmup),
-            );
+            )?;
         }
         if l.csv {
-            trainer.add_callback(CsvLogger::new(dir.join("logs")));
+            trainer.add_callback(CsvLogger::new(dir.join("logs")))?;
         }
         if l.tensorboard {
             trainer.add_callback(
                 TensorBoard::new(dir.join("tensorboard"))
                     .histogram_every(l.histogram_every)
                     .text("config", self.to_json()),
-            );
+            )?;
         }
         if l.progress {
-            trainer.add_callback(Progress::new(self.train.epochs));
+            trainer.add_callback(Progress::new(self.train.epochs))?;
         }
         Ok(())
     }

@@ -48,8 +48,8 @@ pub fn status_line(state: &TrainState, reason: Option<SaveReason>) -> String {
     match (&state.phase, reason) {
         (Phase::Done { reason }, _) => match reason {
             crate::state::DoneReason::Finished => "finished".into(),
-            crate::state::DoneReason::Stopped { by, why } => {
-                format!("stopped early by {by}: {why}")
+            crate::state::DoneReason::Stopped(stop) => {
+                format!("stopped early by {}: {}", stop.by, stop.why)
             }
         },
         (_, Some(SaveReason::Interrupt)) => format!("interrupted {}", state.interrupt_status()),
@@ -94,13 +94,18 @@ pub fn report_data(state: &TrainState, run: &RunInfo, status: &str) -> ReportDat
     let train_state = vec![
         ("phase".into(), format!("{:?}", s.phase)),
         ("epoch".into(), format!("{} / {}", s.epoch, run.epochs)),
-        ("val_epoch".into(), s.val_epoch.to_string()),
         ("global_step".into(), s.global_step.to_string()),
         ("batches_fit".into(), s.batches_fit.to_string()),
         ("batch_in_epoch".into(), s.batch_in_epoch.to_string()),
         ("batches_validated".into(), s.batches_validated.to_string()),
         ("times_validated".into(), s.times_validated.to_string()),
-        ("set".into(), format!("{} ({})", s.set_name, s.set_kind)),
+        (
+            "set".into(),
+            match s.set_kind {
+                Some(kind) => format!("{} ({kind})", s.set_name),
+                None => "—".into(),
+            },
+        ),
         (
             "key_metric".into(),
             format!(
@@ -120,10 +125,10 @@ pub fn report_data(state: &TrainState, run: &RunInfo, status: &str) -> ReportDat
     let d = &s.train_data;
     let data_state = vec![
         ("sets done (this epoch)".into(), list(&d.sets_done)),
-        ("sets remaining".into(), list(&d.set_nums_to_process)),
-        ("batch_size".into(), d.batch_size.to_string()),
-        ("shuffle".into(), d.shuffle.to_string()),
-        ("loader seed".into(), d.rng.seed.to_string()),
+        ("sets remaining".into(), list(&d.sets_to_process)),
+        ("batch_size".into(), d.loader.batch_size.to_string()),
+        ("shuffle".into(), d.loader.shuffle.to_string()),
+        ("loader seed".into(), d.loader.rng.seed.to_string()),
         ("epochs planned".into(), d.epoch.to_string()),
     ];
     let series = |h: &crate::state::History, skip: &[&str]| -> Vec<Series> {

@@ -1754,3 +1754,14 @@ pub(crate) mod tests {
         assert_eq!(allocate_lines(&[3, 2, 1], 38), vec![3, 2, 1]);
     }
 }
+
+/// Renders the report of `state` as it stands (status from `reason`) into `path`.
+pub fn render_state_report(
+    state: &crate::state::TrainState,
+    run: &crate::checkpoint::RunInfo,
+    reason: Option<crate::checkpoint::SaveReason>,
+    path: &Path,
+) -> Result<(), ReportError> {
+    let status = data::status_line(state, reason);
+    render_report(&data::report_data(state, run, &status), path)
+}

@@ -9,16 +9,18 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data_loaders::LoaderState;
 use crate::metrics::MetricSet;
 use crate::rng::RngState;
+
+mod cursor;
+pub use cursor::{DataCursor, SetKind};
 
 /// Where the state machine stands; see `trainer.rs` for the transitions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
     /// The next step plans a train epoch (shuffles) and fires `TrainEpochBegin`.
     EpochStart,
-    /// Fitting train batches; the next one is `train_data.set_nums_to_process[0]`.
+    /// Fitting train batches; the next one is `train_data.sets_to_process[0]`.
     Train,
     /// A validation pass is under way; `then` says where the run goes when it ends.
     Validate { then: AfterValidation },
@@ -37,12 +39,38 @@ pub enum AfterValidation {
     Finish,
 }
 
+/// Why a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DoneReason {
     /// All configured epochs ran.
     Finished,
-    /// A callback (early stopping, health check, a user) asked to stop.
-    Stopped { by: String, why: String },
+    /// A callback (early stopping, health check, a user) or the trainer asked to stop.
+    Stopped(StopRequest),
+}
+
+/// A request to end training early: who asked and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopRequest {
+    /// The callback (or `trainer`) that asked.
+    pub by: String,
+    /// Why, in words.
+    pub why: String,
+}
+
+impl StopRequest {
+    /// A stop asked for by `by` because of `why`.
+    pub fn new(by: impl Into<String>, why: impl Into<String>) -> Self {
+        Self {
+            by: by.into(),
+            why: why.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for StopRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.by, self.why)
+    }
 }
 
 /// Metric values over time: one row per train batch, or per validation.
@@ -125,22 +153,20 @@ pub struct WallClock {
 pub struct TrainState {
     /// Train epochs completed.
     pub epoch: u64,
-    /// Complete passes over the validation set.
-    pub val_epoch: u64,
     /// Optimizer updates applied (skipped batches do not count).
     pub global_step: u64,
     /// Train batches processed, skipped ones included: the x axis of every history.
     pub batches_fit: u64,
     /// Validation batches evaluated, over all validations.
     pub batches_validated: u64,
-    /// Validations completed.
+    /// Validations completed (complete passes over the validation set).
     pub times_validated: u64,
     /// Train batches processed in the current epoch.
     pub batch_in_epoch: u64,
     /// Name of the set (batch) most recently loaded, e.g. `"12"` or `"12+13"`.
     pub set_name: String,
-    /// Which data set `set_name` belongs to: `"train"` or `"val"`.
-    pub set_kind: String,
+    /// Which data set `set_name` belongs to (`None` before the first batch).
+    pub set_kind: Option<SetKind>,
     /// Where the state machine stands.
     pub phase: Phase,
     /// One row per train batch: loss, metrics, `lr`, `grad_norm`.
@@ -166,10 +192,14 @@ pub struct TrainState {
     /// Per-layer gradient norms of every fit batch (before clipping), by variable name.
     pub grad_norm_history: History,
     pub rng: RngStates,
-    /// Train loader position: remaining sets of this epoch, shuffle stream, order.
-    pub train_data: LoaderState,
-    /// Validation loader position.
-    pub val_data: LoaderState,
+    /// Where training stands in the train data: the sets left in this epoch, the
+    /// window, and the loader's own state (shuffle stream, plan).
+    pub train_data: DataCursor,
+    /// Where the validation in progress stands in the validation data.
+    pub val_data: DataCursor,
+    /// Metric rows of the windows of the current train set fit so far; averaged into
+    /// the set's one history row when its last window is done (empty between sets).
+    pub window_rows: Vec<Vec<(String, f64)>>,
     /// Running sums of the validation in progress (empty between validations).
     pub val_metrics: MetricSet,
     pub time: WallClock,
@@ -199,12 +229,12 @@ impl TrainState {
             Phase::Train => InterruptStatus::MidTrain {
                 epoch: self.epoch,
                 batch_in_epoch: self.batch_in_epoch,
-                remaining: self.train_data.set_nums_to_process.len() as u64,
+                remaining: self.train_data.sets_to_process.len() as u64,
             },
             Phase::Validate { .. } => InterruptStatus::MidValidation {
                 validation: self.times_validated,
                 batches_done: self.val_data.sets_done.len() as u64,
-                remaining: self.val_data.set_nums_to_process.len() as u64,
+                remaining: self.val_data.sets_to_process.len() as u64,
             },
         }
     }

@@ -11,9 +11,10 @@ use deeptrain::data_loaders::auto::{InputDType, Mode};
 use deeptrain::data_loaders::csv_file::LabelColumn;
 use deeptrain::data_loaders::timeseries::WindowLabels;
 use deeptrain::data_loaders::{
-    AutoData, BatchCtx, DataLoader, LoadedFile, LoaderState, Preprocessor, TimeseriesWindows,
+    AutoData, Batch, BatchCtx, DataLoader, LoadedFile, Preprocessor, SetRef, TimeseriesWindows,
 };
 use deeptrain::rng::RngStream;
+use deeptrain::state::DataCursor;
 
 // ---- writing files ----------------------------------------------------------------
 
@@ -93,16 +94,32 @@ fn ids(x: &Tensor) -> Vec<usize> {
         .collect()
 }
 
-fn planned(loader: &AutoData, state: &mut LoaderState) -> Vec<String> {
-    loader.plan_epoch(state).unwrap();
-    state.set_nums_to_process.clone()
+/// A fresh cursor over `loader`, as a trainer keeps one (the loader's state inside).
+fn cursor(loader: &AutoData) -> DataCursor {
+    DataCursor::new(loader.new_state())
+}
+
+/// Plans the cursor's next epoch, as the trainer does; returns its sets.
+fn planned(loader: &AutoData, c: &mut DataCursor) -> Vec<String> {
+    let epoch = c.epoch + 1;
+    let sets = loader.plan_epoch(epoch, &mut c.loader).unwrap();
+    c.start_epoch(epoch, sets.clone());
+    sets
+}
+
+/// Loads set `name` at the cursor's epoch and window.
+fn load_at(loader: &impl DataLoader, c: &DataCursor, name: &str) -> deeptrain::Result<Batch> {
+    let at = SetRef::new(name)
+        .in_epoch(c.epoch)
+        .window(c.window as usize);
+    loader.load(&c.loader, at, &Device::Cpu)
 }
 
 /// Ids of every sample of an epoch, batch by batch.
-fn epoch_ids(loader: &AutoData, state: &mut LoaderState) -> Vec<Vec<usize>> {
-    planned(loader, state)
+fn epoch_ids(loader: &AutoData, c: &mut DataCursor) -> Vec<Vec<usize>> {
+    planned(loader, c)
         .iter()
-        .map(|n| ids(&loader.load(state, n, &Device::Cpu).unwrap().x))
+        .map(|n| ids(&load_at(loader, c, n).unwrap().x))
         .collect()
 }
 
@@ -139,9 +156,9 @@ fn sets_are_sorted_numerically_and_the_most_common_format_wins() {
     assert_eq!(inf.labels.num_classes, Some(5));
     assert_eq!(inf.ignored.len(), 3, "{:?}", inf.ignored);
     // Default batch size standalone: one file per batch, sets in numeric order.
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     assert_eq!(planned(&loader, &mut state), names);
-    let b = loader.load(&state, "10", &Device::Cpu).unwrap();
+    let b = load_at(&loader, &state, "10").unwrap();
     assert_eq!(ids(&b.x), [20, 21]);
     assert_eq!(b.y.to_vec1::<u32>().unwrap(), [0, 1]);
 
@@ -167,9 +184,9 @@ fn sets_are_sorted_numerically_and_the_most_common_format_wins() {
         .collect();
     assert_eq!(names, ["3", "11"]);
     // Labels follow the selected files: set 3 holds ids 6, 7.
-    let mut st = some.new_state();
+    let mut st = cursor(&some);
     planned(&some, &mut st);
-    let b = some.load(&st, "3", &Device::Cpu).unwrap();
+    let b = load_at(&some, &st, "3").unwrap();
     assert_eq!(b.y.to_vec1::<u32>().unwrap(), [1, 2]);
 }
 
@@ -185,7 +202,7 @@ fn a_single_file_is_dataset_mode() {
         .build()
         .unwrap();
     assert_eq!(loader.inferred().mode, Mode::Dataset);
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     assert_eq!(planned(&loader, &mut state), ["0", "1", "2"]);
     let all = epoch_ids(&loader, &mut state);
     assert_eq!(all, [vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
@@ -196,7 +213,7 @@ fn a_single_file_is_dataset_mode() {
         .drop_last(true)
         .build()
         .unwrap();
-    let mut state = f.new_state();
+    let mut state = cursor(&f);
     assert_eq!(planned(&f, &mut state), ["0", "1"]);
     assert_eq!(f.num_classes(), Some(10));
 }
@@ -208,9 +225,9 @@ fn labels_from_csv_file_explicit_path_and_per_set_shape() {
     write(&dir.join("labels.csv"), b"label\n4\n3\n2\n1\n0\n4\n");
     let loader = AutoData::from_dir(&dir).unwrap().build().unwrap();
     assert_eq!(loader.inferred().labels.source, "labels.csv");
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     planned(&loader, &mut state);
-    let y = loader.load(&state, "1", &Device::Cpu).unwrap().y;
+    let y = load_at(&loader, &state, "1").unwrap().y;
     assert_eq!(y.to_vec1::<u32>().unwrap(), [1, 0, 4]);
 
     // An explicit path elsewhere, shaped (n_sets, samples_per_set) as DeepTrain saves it;
@@ -225,9 +242,9 @@ fn labels_from_csv_file_explicit_path_and_per_set_shape() {
         .unwrap();
     assert_eq!(loader.inferred().labels.kind, "values");
     assert_eq!(loader.num_classes(), None);
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     planned(&loader, &mut state);
-    let y = loader.load(&state, "1", &Device::Cpu).unwrap().y;
+    let y = load_at(&loader, &state, "1").unwrap().y;
     assert_eq!(y.to_vec1::<f32>().unwrap(), [1.5, 2.0, 2.5]);
     let as_classes = AutoData::from_dir(&dir)
         .unwrap()
@@ -271,9 +288,9 @@ fn safetensors_files_with_x_and_y() {
     assert_eq!(inf.format, "safetensors");
     assert_eq!(inf.labels.source, "in file (safetensors key \"y\")");
     assert_eq!(inf.labels.num_classes, Some(3));
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     assert_eq!(planned(&loader, &mut state), ["0+1"]);
-    let b = loader.load(&state, "0+1", &Device::Cpu).unwrap();
+    let b = load_at(&loader, &state, "0+1").unwrap();
     assert_eq!(b.x.dims(), [5, 4]);
     assert_eq!(b.y.to_vec1::<u32>().unwrap(), [0, 1, 2, 1, 2]);
     assert_eq!(
@@ -337,9 +354,9 @@ fn idx_image_and_label_pairs_plain_and_gzipped() {
         Some(&[0, 2, 0, 1, 1, 1][..])
     );
     assert!(cache.join("train-images-idx3-ubyte").is_file());
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     planned(&loader, &mut state);
-    let b = loader.load(&state, "1", &Device::Cpu).unwrap();
+    let b = load_at(&loader, &state, "1").unwrap();
     assert_eq!(b.x.dtype(), CDType::U8);
     assert_eq!(b.x.dims(), [2, 3, 2]);
     assert_eq!(b.y.to_vec1::<u32>().unwrap(), [4, 1]);
@@ -376,9 +393,9 @@ fn csv_with_header_and_label_column() {
         .unwrap();
     assert_eq!(loader.inferred().format, "csv");
     assert_eq!(loader.inferred().sample_shape, [2]);
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     assert_eq!(planned(&loader, &mut state), ["0-a", "0-b+1"]);
-    let b = loader.load(&state, "0-b+1", &Device::Cpu).unwrap();
+    let b = load_at(&loader, &state, "0-b+1").unwrap();
     assert_eq!(b.x.to_vec2::<f32>().unwrap(), [[5.0, 6.0], [7.0, 8.0]]);
     assert_eq!(b.y.to_vec1::<u32>().unwrap(), [2, 1]);
 }
@@ -415,9 +432,9 @@ fn user_loader_for_another_extension() {
         .build()
         .unwrap();
     assert_eq!(loader.inferred().format, "bin");
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     assert_eq!(planned(&loader, &mut state), ["0+1"]);
-    let b = loader.load(&state, "0+1", &Device::Cpu).unwrap();
+    let b = load_at(&loader, &state, "0+1").unwrap();
     assert_eq!(
         b.x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         [0.0, 1.0, 2.0, 10.0]
@@ -483,9 +500,9 @@ fn npy_every_dtype_written_byte_by_byte() {
                 .build()
                 .unwrap();
             assert_eq!(loader.inferred().dtype, dtype);
-            let mut state = loader.new_state();
+            let mut state = cursor(&loader);
             planned(&loader, &mut state);
-            let b = loader.load(&state, "0", &Device::Cpu).unwrap();
+            let b = load_at(&loader, &state, "0").unwrap();
             assert_eq!(b.x.dims(), [3, 2]);
             let want: Vec<f32> = vals
                 .iter()
@@ -547,9 +564,9 @@ fn npy_written_by_numpy_itself() {
         .build()
         .unwrap();
     assert_eq!(loader.inferred().dtype, DType::F64);
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     assert_eq!(planned(&loader, &mut state), ["0-a", "0-b+1"]);
-    let b = loader.load(&state, "0-b+1", &Device::Cpu).unwrap();
+    let b = load_at(&loader, &state, "0-b+1").unwrap();
     let got = b.x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(got, (18..36).map(|v| v as f32).collect::<Vec<_>>());
     assert_eq!(b.y.to_vec1::<u32>().unwrap(), [1, 0, 2]);
@@ -569,21 +586,21 @@ fn files_are_combined_split_and_streamed_at_any_ratio() {
             .unwrap()
     };
     let l = loader(128, false);
-    let mut s = l.new_state();
+    let mut s = cursor(&l);
     assert_eq!(planned(&l, &mut s), ["12+13", "14+15"]);
     let l = loader(32, false);
-    let mut s = l.new_state();
+    let mut s = cursor(&l);
     let names = planned(&l, &mut s);
     assert_eq!(&names[..3], ["12-a", "12-b", "13-a"]);
     assert_eq!(names.len(), 8);
     // 100 does not divide 64: batches span file boundaries; the last one is partial.
     let l = loader(100, false);
-    let mut s = l.new_state();
+    let mut s = cursor(&l);
     assert_eq!(planned(&l, &mut s), ["12+13-a", "13-b+14+15-a", "15-b"]);
     let all: Vec<usize> = epoch_ids(&l, &mut s).into_iter().flatten().collect();
     assert_eq!(all, (0..256).collect::<Vec<_>>());
     let l = loader(100, true);
-    let mut s = l.new_state();
+    let mut s = cursor(&l);
     let batches = epoch_ids(&l, &mut s);
     assert_eq!(batches.len(), 2);
     assert!(batches.iter().all(|b| b.len() == 100));
@@ -598,7 +615,7 @@ fn unequal_files_stream_every_sample_once_and_views_are_zero_copy() {
         .batch_size(128)
         .build()
         .unwrap();
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     assert_eq!(
         planned(&loader, &mut state),
         ["0-a", "0-b", "0-c+1-a", "1-b+2-a", "2-b", "2-c+3-a", "3-b+10"]
@@ -613,7 +630,7 @@ fn unequal_files_stream_every_sample_once_and_views_are_zero_copy() {
         .collect();
     assert_eq!(got, want);
     // Views point into the memory map: one slice per file part, nothing copied.
-    let view = loader.view(&state, "0-c+1-a").unwrap();
+    let view = loader.view(&state.loader, "0-c+1-a").unwrap();
     assert!(view.is_contiguous());
     assert_eq!(view.len(), 128);
     let chunks = view.chunks();
@@ -643,7 +660,7 @@ fn shuffling_is_seeded_per_epoch_and_survives_a_resume() {
             .unwrap()
     };
     let (a, b, c) = (build(5, false), build(5, false), build(6, false));
-    let (mut sa, mut sb, mut sc) = (a.new_state(), b.new_state(), c.new_state());
+    let (mut sa, mut sb, mut sc) = (cursor(&a), cursor(&b), cursor(&c));
     let ea1 = epoch_ids(&a, &mut sa);
     let ea2 = epoch_ids(&a, &mut sa);
     assert_eq!(ea1, epoch_ids(&b, &mut sb), "same seed, same epoch 1");
@@ -667,25 +684,25 @@ fn shuffling_is_seeded_per_epoch_and_survives_a_resume() {
     // Samples within files too; a state saved mid-epoch (bincode, as in checkpoints)
     // and handed to a fresh loader gives the same remaining batches.
     let s1 = build(9, true);
-    let mut st = s1.new_state();
+    let mut st = cursor(&s1);
     let names = planned(&s1, &mut st);
-    let view = s1.view(&st, &names[0]).unwrap();
+    let view = s1.view(&st.loader, &names[0]).unwrap();
     assert!(!view.is_contiguous());
     let reference: Vec<Vec<usize>> = names
         .iter()
-        .map(|n| ids(&s1.load(&st, n, &Device::Cpu).unwrap().x))
+        .map(|n| ids(&load_at(&s1, &st, n).unwrap().x))
         .collect();
     let mut all: Vec<usize> = reference.iter().flatten().copied().collect();
     all.sort();
     assert_eq!(all, (0..total).collect::<Vec<_>>());
     st.sets_done = names[..3].to_vec();
-    st.set_nums_to_process = names[3..].to_vec();
+    st.sets_to_process = names[3..].to_vec();
     let bytes = bincode::serde::encode_to_vec(&st, bincode::config::standard()).unwrap();
-    let (restored, _): (LoaderState, usize) =
+    let (restored, _): (DataCursor, usize) =
         bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
     let s2 = build(9, true);
-    for (k, n) in restored.set_nums_to_process.iter().enumerate() {
-        let got = ids(&s2.load(&restored, n, &Device::Cpu).unwrap().x);
+    for (k, n) in restored.sets_to_process.iter().enumerate() {
+        let got = ids(&load_at(&s2, &restored, n).unwrap().x);
         assert_eq!(got, reference[3 + k]);
     }
     // And the next epoch is the same for both.
@@ -708,16 +725,16 @@ fn dataset_mode_shuffles_chunks_or_all_samples() {
             .unwrap()
     };
     let l = build(false);
-    let mut s = l.new_state();
+    let mut s = cursor(&l);
     let names = planned(&l, &mut s);
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(sorted, ["0", "1", "2", "3", "4"]);
     // A chunk always holds the same samples.
-    let b = l.load(&s, "3", &Device::Cpu).unwrap();
+    let b = load_at(&l, &s, "3").unwrap();
     assert_eq!(ids(&b.x), (30..40).collect::<Vec<_>>());
     let l = build(true);
-    let mut s = l.new_state();
+    let mut s = cursor(&l);
     let e = epoch_ids(&l, &mut s);
     assert!(e.iter().any(|b| b.windows(2).any(|w| w[0] + 1 != w[1])));
 }
@@ -732,21 +749,18 @@ fn sets_can_be_skipped_or_repeated_by_editing_the_state() {
         .batch_size(8)
         .build()
         .unwrap();
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     assert_eq!(planned(&loader, &mut state), ["0", "1", "2", "3"]);
-    state.set_nums_to_process = vec!["3".into(), "1".into(), "1".into()];
-    let b = loader.load(&state, "3", &Device::Cpu).unwrap();
+    state.sets_to_process = vec!["3".into(), "1".into(), "1".into()];
+    let b = load_at(&loader, &state, "3").unwrap();
     assert_eq!(ids(&b.x)[0], 24);
     // Whole sets can be named even when the plan does not hold them.
-    let b = loader.load(&state, "2+0", &Device::Cpu).unwrap();
+    let b = load_at(&loader, &state, "2+0").unwrap();
     assert_eq!(
         ids(&b.x),
         [16, 17, 18, 19, 20, 21, 22, 23, 0, 1, 2, 3, 4, 5, 6, 7]
     );
-    let e = loader
-        .load(&state, "7", &Device::Cpu)
-        .unwrap_err()
-        .to_string();
+    let e = load_at(&loader, &state, "7").unwrap_err().to_string();
     assert!(e.contains("no set named \"7\""), "{e}");
 }
 
@@ -774,13 +788,13 @@ fn timeseries_windows_cut_sets_and_cycle_start_offsets() {
         .preprocessor(TimeseriesWindows::new(6, 4).start_increments(vec![0, 3]))
         .build()
         .unwrap();
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     assert_eq!(planned(&loader, &mut state), ["0", "1"]);
-    assert_eq!(state.preprocessor_state, "0");
+    assert_eq!(state.loader.preprocessor_state, "0");
     // Epoch 1: starts 0, 4, 8, 12 (12 + 6 <= 20): 4 windows.
     let mut starts = Vec::new();
     loop {
-        let b = loader.load(&state, "0", &Device::Cpu).unwrap();
+        let b = load_at(&loader, &state, "0").unwrap();
         assert_eq!(b.windows, 4);
         assert_eq!(b.x.dims(), [2, 6, 2]);
         assert_eq!(b.y.dims(), [2, 6, 1]);
@@ -806,24 +820,22 @@ fn timeseries_windows_cut_sets_and_cycle_start_offsets() {
         state.window += 1;
     }
     assert_eq!(starts, [0, 4, 8, 12]);
-    assert!(loader.load(&state, "0", &Device::Cpu).is_ok());
+    assert!(load_at(&loader, &state, "0").is_ok());
     state.window = 4;
-    let e = loader
-        .load(&state, "0", &Device::Cpu)
-        .unwrap_err()
-        .to_string();
+    let e = load_at(&loader, &state, "0").unwrap_err().to_string();
     assert!(e.contains("window 4") && e.contains("4 windows"), "{e}");
     // Epoch 2 starts at 3: 3, 7, 11 (17 > 20 - 6 + ... no 15 + 6 > 20).
     planned(&loader, &mut state);
-    assert_eq!(state.preprocessor_state, "3");
-    let b = loader.load(&state, "1", &Device::Cpu).unwrap();
+    assert_eq!(state.loader.preprocessor_state, "3");
+    let b = load_at(&loader, &state, "1").unwrap();
     assert_eq!((b.windows, b.size()), (3, 1));
     // Epoch 3 cycles back to 0.
     planned(&loader, &mut state);
-    assert_eq!(state.preprocessor_state, "0");
+    assert_eq!(state.loader.preprocessor_state, "0");
     // Sequence labels are handed to every window unchanged.
     let w = TimeseriesWindows::new(5, 5).labels(WindowLabels::Sequence);
-    let st = LoaderState::new(2, false, false, &RngStream::with_stream(0, 0));
+    let st =
+        deeptrain::data_loaders::LoaderState::new(2, false, false, &RngStream::with_stream(0, 0));
     let ctx = BatchCtx {
         epoch: 1,
         set_name: "s",
@@ -876,10 +888,10 @@ fn preprocessor_hooks_and_preloading() {
         loader.inferred().preprocessor.as_deref(),
         Some("random scale")
     );
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     planned(&loader, &mut state);
-    let f: usize = state.preprocessor_state.parse().unwrap();
-    let b = loader.load(&state, "1", &Device::Cpu).unwrap();
+    let f: usize = state.loader.preprocessor_state.parse().unwrap();
+    let b = load_at(&loader, &state, "1").unwrap();
     assert_eq!(ids(&b.x), [4 * f, 5 * f, 6 * f, 7 * f]);
     // A closure is a preprocessor too.
     let closure = AutoData::from_dir(&dir)
@@ -892,12 +904,9 @@ fn preprocessor_hooks_and_preloading() {
         )
         .build()
         .unwrap();
-    let mut s = closure.new_state();
+    let mut s = cursor(&closure);
     planned(&closure, &mut s);
-    assert_eq!(
-        ids(&closure.load(&s, "0", &Device::Cpu).unwrap().x)[0],
-        1000
-    );
+    assert_eq!(ids(&load_at(&closure, &s, "0").unwrap().x)[0], 1000);
 
     // Preloaded sets hold the same batches, from RAM.
     let mapped = AutoData::from_dir(&dir)
@@ -914,10 +923,10 @@ fn preprocessor_hooks_and_preloading() {
         };
         let l = b.build().unwrap();
         assert_eq!(l.inferred().preloaded, want);
-        let mut s1 = mapped.new_state();
-        let mut s2 = l.new_state();
+        let mut s1 = cursor(&mapped);
+        let mut s2 = cursor(&l);
         assert_eq!(epoch_ids(&mapped, &mut s1), epoch_ids(&l, &mut s2));
-        let view = l.view(&s2, "1-b+2").unwrap();
+        let view = l.view(&s2.loader, "1-b+2").unwrap();
         assert!(matches!(view.parts[0].data.bytes, Bytes::Owned(_)));
         let mapped_or_not = matches!(view.parts[1].data.bytes, Bytes::Owned(_));
         assert_eq!(mapped_or_not, preload);
@@ -1027,7 +1036,7 @@ fn bad_input_is_a_clear_error_naming_the_file_and_numbers() {
         .drop_last(true)
         .build()
         .unwrap();
-    let e = l.plan_epoch(&mut l.new_state()).unwrap_err().to_string();
+    let e = l.plan_epoch(1, &mut l.new_state()).unwrap_err().to_string();
     assert!(e.contains("6 samples") && e.contains("10"), "{e}");
 }
 
@@ -1063,12 +1072,12 @@ fn mnist_loads_with_the_right_shapes_and_label_counts() {
         inf.labels.class_counts.as_deref(),
         Some(&[5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949][..])
     );
-    let mut state = train.new_state();
+    let mut state = cursor(&train);
     let names = planned(&train, &mut state);
     assert_eq!(names.len(), 469);
-    let last = train.load(&state, "468", &Device::Cpu).unwrap();
+    let last = load_at(&train, &state, "468").unwrap();
     assert_eq!(last.x.dims(), [96, 28, 28]);
-    let first = train.load(&state, "0", &Device::Cpu).unwrap();
+    let first = load_at(&train, &state, "0").unwrap();
     assert_eq!(
         first.y.to_vec1::<u32>().unwrap()[..8],
         [5, 0, 4, 1, 9, 2, 1, 3]
@@ -1137,7 +1146,7 @@ fn cli_data_prints_inference_and_the_batches_of_an_epoch() {
         .seed(4)
         .build()
         .unwrap();
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     for name in planned(&loader, &mut state) {
         assert!(a.contains(&format!("\n  {name:<16}")), "{name} in {a}");
     }

@@ -174,8 +174,11 @@ fn resume_mid_epoch_is_bitwise_with_shuffled_unequal_files() {
     let s = &t.state;
     // 170 samples in batches of 32: 6 per epoch, the last one of 10 samples.
     assert_eq!((s.epoch, s.batches_fit, s.global_step), (2, 12, 12));
-    assert_eq!(s.train_data.batch_size, 32, "the loader's batch size wins");
-    assert!(s.train_data.shuffle && s.train_data.shuffle_samples);
+    assert_eq!(
+        s.train_data.loader.batch_size, 32,
+        "the loader's batch size wins"
+    );
+    assert!(s.train_data.loader.shuffle && s.train_data.loader.shuffle_samples);
     assert_eq!(s.val_data.sets_done, ["0+1-a", "1-b"]);
     let acc = s.val_history.latest()["val_accuracy"];
     assert!(acc > 0.5, "val accuracy {acc}");
@@ -225,9 +228,9 @@ fn sets_edited_in_the_state_are_skipped_or_repeated() {
     let mut t = make();
     interrupt_after(&mut t, 1);
     assert!(matches!(t.fit().unwrap(), Outcome::Interrupted { .. }));
-    assert_eq!(t.state.train_data.set_nums_to_process, ["0", "1", "2", "3"]);
+    assert_eq!(t.state.train_data.sets_to_process, ["0", "1", "2", "3"]);
     // Skip set 1, repeat set 3, and fit a set the plan does not hold ("0+2").
-    t.state.train_data.set_nums_to_process = vec!["0".into(), "3".into(), "3".into(), "0+2".into()];
+    t.state.train_data.sets_to_process = vec!["0".into(), "3".into(), "3".into(), "0+2".into()];
     assert_eq!(t.fit().unwrap(), Outcome::Finished);
     assert_eq!(t.state.train_data.sets_done, ["0", "3", "3", "0+2"]);
     assert_eq!(t.state.batches_fit, 4);

@@ -31,7 +31,7 @@ fn every_stage_fires_exactly_as_often_as_it_should() {
     let dir = scratch("cb-counts");
     let mut trainer = small_job(&dir).build_trainer().unwrap();
     let counter = Counter::default();
-    trainer.add_callback(counter.clone());
+    trainer.add_callback(counter.clone()).unwrap();
     assert_eq!(trainer.fit().unwrap(), Outcome::Finished);
     let counts = counter.0.lock().unwrap().clone();
     let expect: BTreeMap<Stage, u64> = [
@@ -60,7 +60,7 @@ fn interrupt_and_load_stages_fire_on_stop_and_resume() {
     let dir = scratch("cb-interrupt");
     let mut trainer = small_job(&dir).build_trainer().unwrap();
     let counter = Counter::default();
-    trainer.add_callback(counter.clone());
+    trainer.add_callback(counter.clone()).unwrap();
     let handle = trainer.interrupt_handle();
     trainer.on(Stage::TrainIterEnd, move |v| {
         if v.state.batches_fit == 5 {
@@ -84,7 +84,7 @@ fn interrupt_and_load_stages_fire_on_stop_and_resume() {
 
     let mut resumed = small_job(&dir).build_trainer().unwrap();
     let counter = Counter::default();
-    resumed.add_callback(counter.clone());
+    resumed.add_callback(counter.clone()).unwrap();
     resumed.load_checkpoint(&dir).unwrap();
     assert_eq!(counter.0.lock().unwrap()[&Stage::Load], 1);
     resumed.fit().unwrap();
@@ -109,9 +109,10 @@ fn early_stopping_job(dir: &std::path::Path) -> deeptrain::JobConfig {
 fn early_stopping_decides_the_same_after_a_resume() {
     let reference_dir = scratch("es-reference");
     let mut trainer = early_stopping_job(&reference_dir).build_trainer().unwrap();
-    let Outcome::Stopped { by, why, .. } = trainer.fit().unwrap() else {
+    let Outcome::Stopped { stop, .. } = trainer.fit().unwrap() else {
         panic!("expected early stopping before 40 epochs");
     };
+    let (by, why) = (stop.by, stop.why);
     assert_eq!(by, "early_stopping(val_loss)");
     assert!(why.contains("did not improve for 2 validations"), "{why}");
     let stopped_at = trainer.state.epoch;
@@ -231,14 +232,10 @@ fn health_check_stops_on_nan_with_a_checkpoint() {
     let mut trainer = job.build_trainer().unwrap();
     poison_weights_at(&mut trainer, 3);
     let outcome = trainer.fit().unwrap();
-    let Outcome::Stopped {
-        by,
-        why,
-        checkpoint,
-    } = outcome
-    else {
+    let Outcome::Stopped { stop, checkpoint } = outcome else {
         panic!("expected a stop, got {outcome:?} at {}", trainer.info());
     };
+    let (by, why) = (stop.by, stop.why);
     assert_eq!(by, "health_check");
     assert!(why.contains("not finite"), "{why}");
     assert!(checkpoint.exists());
@@ -266,7 +263,8 @@ fn health_check_skip_policy_skips_updates_with_bad_gradients() {
     let mut manual = small_job(&scratch("health-skip-manual"));
     manual.logging.health = "warn".into();
     let mut t = manual.build_trainer().unwrap();
-    t.add_callback(HealthCheck::new(HealthPolicy::Skip));
+    t.add_callback(HealthCheck::new(HealthPolicy::Skip).named("health_check_skip"))
+        .unwrap();
     poison_weights_at(&mut t, 3);
     t.fit().unwrap();
     assert_eq!(t.state.global_step, 3);
@@ -410,7 +408,8 @@ fn reduce_on_plateau_rate_survives_resume() {
         job.train.validate_every = Every::Epochs(1);
         job.optimizer.lr = 0.05;
         let mut t = job.build_trainer().unwrap();
-        t.add_callback(ReduceLrOnPlateau::new("val_loss").patience(1).factor(0.5));
+        t.add_callback(ReduceLrOnPlateau::new("val_loss").patience(1).factor(0.5))
+            .unwrap();
         if stop_at.is_some() {
             let _ = t.load_checkpoint(dir);
         }
@@ -441,7 +440,8 @@ fn reduce_on_plateau_rate_survives_resume() {
     job.train.validate_every = Every::Epochs(1);
     job.optimizer.lr = 0.05;
     let mut t = job.build_trainer().unwrap();
-    t.add_callback(ReduceLrOnPlateau::new("val_loss").patience(1).factor(0.5));
+    t.add_callback(ReduceLrOnPlateau::new("val_loss").patience(1).factor(0.5))
+        .unwrap();
     t.load_checkpoint(&dir).unwrap();
     t.fit().unwrap();
     assert!(state_bytes(&t.state) == state_bytes(&reference.state));

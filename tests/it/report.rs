@@ -76,7 +76,8 @@ fn reports_drawn_mid_run_change_nothing() {
         }
         Ok(())
     });
-    t.add_callback(HistogramFigures::new(dir.join("histograms"), 20));
+    t.add_callback(HistogramFigures::new(dir.join("histograms"), 20))
+        .unwrap();
     t.fit().unwrap();
     assert_eq!(drawn.load(Ordering::SeqCst), 9);
     assert!(state_bytes(&t.state) == expected);

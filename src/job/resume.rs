@@ -1,0 +1,32 @@
+//! Resuming a run that was built from a job config: the config saved in the checkpoint
+//! rebuilds the trainer, then the checkpoint is loaded into it. It lives with the job
+//! builder (not the trainer) because only the job layer knows how to build from a config.
+
+use std::path::Path;
+
+use super::JobConfig;
+use crate::checkpoint::{self, LoadedCheckpoint};
+use crate::error::{Error, Result};
+use crate::trainer::Trainer;
+
+impl Trainer {
+    /// Rebuilds a run described by a job config from its newest good checkpoint.
+    /// `path` is a run directory or one checkpoint directory.
+    pub fn resume(path: impl AsRef<Path>) -> Result<Trainer> {
+        Self::from_checkpoint(checkpoint::load_latest(path.as_ref())?)
+    }
+
+    /// Rebuilds a run described by a job config from a checkpoint already loaded.
+    pub fn from_checkpoint(ckpt: LoadedCheckpoint) -> Result<Trainer> {
+        let json = ckpt.meta.job_config.clone().ok_or_else(|| Error::NotACheckpoint {
+            path: ckpt.dir.clone(),
+            reason: "the run was built in code, not from a job config: build the trainer the same way with `.resume_from(dir)`".into(),
+        })?;
+        let mut job = JobConfig::from_json_str(&json, &ckpt.dir.join(checkpoint::STATE_FILE))?;
+        // The run directory may have moved since; it is where the checkpoint is now.
+        job.train.run_dir = checkpoint::run_dir_of(&ckpt.dir);
+        let mut trainer = job.build_trainer()?;
+        trainer.apply_checkpoint(ckpt)?;
+        Ok(trainer)
+    }
+}

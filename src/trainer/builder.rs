@@ -1,0 +1,312 @@
+//! Building a [`Trainer`] from parts made in code: model, optimizer, data, loop settings.
+//!
+//! `build` lays out the initial [`TrainState`] (every counter at zero, every random
+//! stream at its seeded start); `resume_from` then loads a checkpoint over it.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::Device;
+
+use super::{TrainConfig, Trainer};
+use crate::checkpoint::RunInfo;
+use crate::data_loaders::{DataLoader, LoaderState};
+use crate::error::{Error, Result};
+use crate::interrupt::InterruptHandle;
+use crate::metrics::{higher_is_better, Metric, MetricSet};
+use crate::model::{parameter_count, Model, Task};
+use crate::optim::{named_vars, TrainOptimizer};
+use crate::report::data::flatten_config;
+use crate::rng::{RngStream, StreamId};
+use crate::state::{DataCursor, History, Phase, RngStates, TrainState, WallClock};
+
+/// Builds a [`Trainer`] from parts made in code; see `Trainer::builder`.
+pub struct TrainerBuilder {
+    pub(super) model: Box<dyn Model>,
+    pub(super) optimizer: Box<dyn TrainOptimizer>,
+    pub(super) train_data: Option<Box<dyn DataLoader>>,
+    pub(super) val_data: Option<Box<dyn DataLoader>>,
+    pub(super) task: Option<Task>,
+    pub(super) config: TrainConfig,
+    pub(super) batch_size: usize,
+    pub(super) val_batch_size: Option<usize>,
+    pub(super) shuffle: bool,
+    pub(super) drop_last: bool,
+    pub(super) device: Device,
+    pub(super) init_rng: Option<RngStream>,
+    pub(super) name: Option<String>,
+    pub(super) job_config: Option<serde_json::Value>,
+    pub(super) interrupt: Option<InterruptHandle>,
+    pub(super) resume_from: Option<PathBuf>,
+}
+
+impl TrainerBuilder {
+    /// The training data (required).
+    pub fn train_data(mut self, d: impl DataLoader + 'static) -> Self {
+        self.train_data = Some(Box::new(d));
+        self
+    }
+    /// The validation data (default: none, and no validation).
+    pub fn val_data(mut self, d: impl DataLoader + 'static) -> Self {
+        self.val_data = Some(Box::new(d));
+        self
+    }
+    /// Both loaders, already boxed.
+    pub fn boxed_data(
+        mut self,
+        train: Box<dyn DataLoader>,
+        val: Option<Box<dyn DataLoader>>,
+    ) -> Self {
+        self.train_data = Some(train);
+        self.val_data = val;
+        self
+    }
+    /// What the outputs mean; inferred as classification from the train data otherwise.
+    pub fn task(mut self, task: Task) -> Self {
+        self.task = Some(task);
+        self
+    }
+    /// Train epochs to run.
+    pub fn epochs(mut self, n: u64) -> Self {
+        self.config.epochs = n;
+        self
+    }
+    /// Seeds the dropout and shuffle streams.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+    /// Where checkpoints, logs and reports go.
+    pub fn run_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.run_dir = dir.into();
+        self
+    }
+    /// Samples per batch (default 32; a loader built with its own size wins).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+    /// Samples per validation batch (default: the train batch size).
+    pub fn val_batch_size(mut self, n: usize) -> Self {
+        self.val_batch_size = Some(n);
+        self
+    }
+    /// Shuffle the train data every epoch (default on).
+    pub fn shuffle(mut self, on: bool) -> Self {
+        self.shuffle = on;
+        self
+    }
+    /// Drop a last train batch smaller than the batch size (default off).
+    pub fn drop_last(mut self, on: bool) -> Self {
+        self.drop_last = on;
+        self
+    }
+    /// Where tensors live (default CPU).
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+    /// Records the position of the stream the model was initialised from.
+    pub fn init_rng(mut self, rng: RngStream) -> Self {
+        self.init_rng = Some(rng);
+        self
+    }
+    /// All loop settings at once.
+    pub fn config(mut self, config: TrainConfig) -> Self {
+        self.config = config;
+        self
+    }
+    /// Edits the loop settings in place.
+    pub fn configure(mut self, f: impl FnOnce(&mut TrainConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+    /// The run's name in reports (default: the run directory's name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// The job config this run was built from, as JSON: shown in reports and saved in
+    /// every checkpoint, so that `Trainer::resume` can rebuild the run from it.
+    pub fn job_config(mut self, config: serde_json::Value) -> Self {
+        self.job_config = Some(config);
+        self
+    }
+    /// Stops `fit` when `handle` is set (e.g. from `interrupt::install_signal_handler`).
+    pub fn interrupt_handle(mut self, handle: InterruptHandle) -> Self {
+        self.interrupt = Some(handle);
+        self
+    }
+    /// Continues the run saved at `path` (a run directory: its newest good checkpoint;
+    /// or one checkpoint directory) instead of starting fresh. The trainer must be built
+    /// the same way as the one that saved it. A path without a loadable checkpoint is an
+    /// error, never a silent fresh start: build without `resume_from` for that.
+    pub fn resume_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.resume_from = Some(path.into());
+        self
+    }
+
+    /// Builds the trainer (and loads the checkpoint given to `resume_from`).
+    pub fn build(self) -> Result<Trainer> {
+        let resume_from = self.resume_from.clone();
+        let mut trainer = self.build_fresh()?;
+        if let Some(path) = resume_from {
+            trainer.load_checkpoint(path)?;
+        }
+        Ok(trainer)
+    }
+
+    fn build_fresh(self) -> Result<Trainer> {
+        let train_data = self
+            .train_data
+            .ok_or_else(|| Error::config("train_data", "no training data was given"))?;
+        if self.batch_size == 0 {
+            return Err(Error::config("batch_size", "must be at least 1"));
+        }
+        if self.config.epochs == 0 {
+            return Err(Error::config("epochs", "must be at least 1"));
+        }
+        let task = match self.task {
+            Some(t) => t,
+            None => match train_data.info().num_classes {
+                Some(num_classes) => Task::Classification { num_classes },
+                None => Task::Regression,
+            },
+        };
+        let seed = self.config.seed;
+        let dropout_rng = RngStream::new(seed, StreamId::Dropout);
+        let init = self
+            .init_rng
+            .unwrap_or_else(|| RngStream::new(seed, StreamId::Init));
+        let mut train_loader = LoaderState::new(
+            self.batch_size,
+            self.shuffle,
+            self.drop_last,
+            &RngStream::new(seed, StreamId::TrainShuffle),
+        );
+        let mut val_loader = LoaderState::new(
+            self.val_batch_size.unwrap_or(self.batch_size),
+            false,
+            false,
+            &RngStream::new(seed, StreamId::ValShuffle),
+        );
+        // Settings a loader was built with (e.g. `AutoData::batch_size`) win over ours.
+        train_data.configure_state(&mut train_loader);
+        if let Some(val) = &self.val_data {
+            val.configure_state(&mut val_loader);
+        }
+        let key_metric = self.config.key_metric.clone();
+        let metrics = metric_template(task, &self.config.metrics)?;
+        let base_lr = self.optimizer.learning_rate();
+        let state = TrainState {
+            epoch: 0,
+            global_step: 0,
+            batches_fit: 0,
+            batches_validated: 0,
+            times_validated: 0,
+            batch_in_epoch: 0,
+            set_name: String::new(),
+            set_kind: None,
+            phase: Phase::EpochStart,
+            train_history: History::default(),
+            val_history: History::default(),
+            epoch_ends: Vec::new(),
+            key_metric_higher_is_better: higher_is_better(&key_metric),
+            key_metric,
+            best: None,
+            learning_rate: base_lr,
+            learning_rate_override: None,
+            grad_norm: 0.0,
+            layer_grad_norms: Default::default(),
+            grad_norm_history: History::default(),
+            rng: RngStates {
+                init: init.state(),
+                dropout: dropout_rng.state(),
+            },
+            train_data: DataCursor::new(train_loader),
+            val_data: DataCursor::new(val_loader),
+            window_rows: Vec::new(),
+            val_metrics: metrics.clone(),
+            time: WallClock::default(),
+            checkpoints_saved: 0,
+        };
+        let hyperparameters = match &self.job_config {
+            Some(job) => flatten_config(job, ""),
+            None => {
+                let mut h = vec![("optimizer.lr".to_string(), base_lr.to_string())];
+                h.extend(flatten_config(
+                    &serde_json::to_value(&self.config).unwrap_or_default(),
+                    "train",
+                ));
+                h
+            }
+        };
+        let run = RunInfo {
+            name: self.name.unwrap_or_else(|| {
+                self.config
+                    .run_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "run".into())
+            }),
+            model: self.model.name(),
+            parameters: parameter_count(self.model.varmap()) as u64,
+            optimizer: format!("{} (lr {base_lr:e})", self.optimizer.name()),
+            device: format!("{:?}", self.device.location()),
+            seed,
+            epochs: self.config.epochs,
+            hyperparameters,
+        };
+        let model_vars = named_vars(self.model.varmap());
+        Ok(Trainer {
+            run,
+            state,
+            config: self.config,
+            job_config: self
+                .job_config
+                .map(|j| serde_json::to_string_pretty(&j).unwrap_or_default()),
+            task,
+            device: self.device,
+            model: self.model,
+            model_vars,
+            optimizer: self.optimizer,
+            base_lr,
+            metrics,
+            train_data,
+            val_data: self.val_data,
+            callbacks: Vec::new(),
+            pending_callback_states: Vec::new(),
+            dropout_rng,
+            interrupt: self.interrupt.unwrap_or_default(),
+            control: Default::default(),
+            grads: None,
+            best_improved: false,
+            callback_error: None,
+            saved_at: None,
+            last_checkpoint: None,
+            clock: Instant::now(),
+        })
+    }
+}
+
+/// The metric set a task computes, from the configured names.
+fn metric_template(task: Task, names: &[String]) -> Result<MetricSet> {
+    let (defaults, classes): (&[Metric], usize) = match task {
+        Task::Classification { num_classes } => (&[Metric::Loss, Metric::Accuracy], num_classes),
+        Task::Regression => (&[Metric::Loss, Metric::Mse, Metric::Mae, Metric::R2], 0),
+    };
+    let metrics: Vec<Metric> = if names.is_empty() {
+        defaults.to_vec()
+    } else {
+        let mut m = vec![Metric::Loss];
+        for n in names {
+            let metric =
+                Metric::from_name(n).map_err(|e| Error::config("train.metrics", e.to_string()))?;
+            if !m.contains(&metric) {
+                m.push(metric);
+            }
+        }
+        m
+    };
+    MetricSet::new(&metrics, classes).map_err(|e| Error::config("train.metrics", e.to_string()))
+}

@@ -1,0 +1,480 @@
+//! The state machine. Read this file top to bottom.
+//!
+//! `fit` runs `advance` in a loop; each call makes exactly one transition:
+//!
+//! ```text
+//!            ┌──────────────┐ plan epoch  ┌───────┐ one batch per call
+//!  start ──▶ │  EpochStart  │ ──────────▶ │ Train │ ◀──────────┐
+//!            └──────────────┘             └───────┘ ───────────┘
+//!                   ▲                      │    │ every N batches / steps
+//!                   │         epoch end    │    ▼
+//!                   │  ◀───────────────────┘  ┌──────────────────────┐ one batch per call
+//!                   └──────────────────────── │ Validate { then }    │ ◀──────┐
+//!                        then = EpochStart    └──────────────────────┘ ───────┘
+//!                                               │ then = Finish      ▲ then = Train (back to
+//!                                               ▼                    │ the epoch in progress)
+//!                                             Done
+//! ```
+//! Between two transitions the whole run is described by `TrainState`, the model's
+//! variables and the optimizer's buffers: that is what a checkpoint holds, and a stop
+//! is checked for (and honoured) only there, so a stop anywhere resumes exactly.
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+
+use super::{Outcome, Trainer};
+use crate::callbacks::{Control, Stage, TrainerView};
+use crate::checkpoint::SaveReason;
+use crate::data_loaders::SetRef;
+use crate::error::{Error, Result};
+use crate::metrics::{Direction, MetricSet};
+use crate::model::{ForwardCtx, Task};
+use crate::optim::{clip_scale, grad_sq_norms};
+use crate::state::{AfterValidation, Best, DoneReason, Phase, SetKind, StopRequest};
+
+impl Trainer {
+    /// Trains until done, interrupted or stopped. Call again after an interrupt to go on.
+    pub fn fit(&mut self) -> Result<Outcome> {
+        self.check_callback_states()?;
+        self.interrupt.clear();
+        self.state.time.sessions += 1;
+        self.clock = Instant::now();
+        self.fire(Stage::TrainBegin);
+        self.take_callback_error_with_checkpoint()?;
+        loop {
+            if let Phase::Done { reason } = &self.state.phase {
+                let reason = reason.clone();
+                let why = match reason {
+                    DoneReason::Finished => SaveReason::Finish,
+                    DoneReason::Stopped(_) => SaveReason::Stop,
+                };
+                let checkpoint = self.checkpoint_if_new(why)?;
+                self.write_run_report(why);
+                self.fire(Stage::TrainEnd);
+                self.take_callback_error()?;
+                return Ok(match reason {
+                    DoneReason::Finished => Outcome::Finished,
+                    DoneReason::Stopped(stop) => Outcome::Stopped { stop, checkpoint },
+                });
+            }
+            if self.interrupt.is_set() {
+                let checkpoint = self.checkpoint_if_new(SaveReason::Interrupt)?;
+                self.write_run_report(SaveReason::Interrupt);
+                self.fire(Stage::Interrupt);
+                self.take_callback_error()?;
+                return Ok(Outcome::Interrupted { checkpoint });
+            }
+            self.control = Control::default();
+            self.advance()?;
+            self.take_callback_error_with_checkpoint()?;
+            if let Some(lr) = self.control.learning_rate {
+                self.state.learning_rate_override = Some(lr);
+            }
+            if let Some(stop) = self.control.stop.take() {
+                self.state.phase = Phase::Done {
+                    reason: DoneReason::Stopped(stop),
+                };
+            }
+            if self.control.checkpoint {
+                self.checkpoint_if_new(SaveReason::Periodic)?;
+            }
+            if std::mem::take(&mut self.best_improved) && self.config.save_best {
+                self.save_best()?;
+            }
+        }
+    }
+
+    /// Makes exactly one transition of the state machine.
+    fn advance(&mut self) -> Result<()> {
+        match self.state.phase.clone() {
+            Phase::EpochStart => {
+                let epoch = self.state.train_data.epoch + 1;
+                let sets = self
+                    .train_data
+                    .plan_epoch(epoch, &mut self.state.train_data.loader)?;
+                self.state.train_data.start_epoch(epoch, sets);
+                self.state.batch_in_epoch = 0;
+                self.state.phase = Phase::Train;
+                self.fire(Stage::TrainEpochBegin);
+                Ok(())
+            }
+            Phase::Train if self.state.train_data.current().is_none() => self.end_epoch(),
+            Phase::Train => self.train_iteration(),
+            Phase::Validate { then } if self.state.val_data.current().is_none() => {
+                self.end_validation(then)
+            }
+            Phase::Validate { .. } => self.val_iteration(),
+            Phase::Done { .. } => Ok(()),
+        }
+    }
+
+    fn train_iteration(&mut self) -> Result<()> {
+        let started = Instant::now();
+        self.fire(Stage::TrainIterBegin);
+        // Windows (stateful time series): a set may be cut into several windows, one per
+        // iteration. It stays first in `sets_to_process` until its last window is fit;
+        // only then does it count as a batch. A set skipped at `TrainIterBegin` is
+        // skipped whole. Sets without windows are one window, so all of this is a no-op.
+        let cursor = &self.state.train_data;
+        let name = cursor.current().unwrap_or_default().to_string();
+        let at = SetRef {
+            name: &name,
+            window: cursor.window as usize,
+            epoch: cursor.epoch,
+        };
+        self.state.set_name = name.clone();
+        self.state.set_kind = Some(SetKind::Train);
+        let mut row: Vec<(String, f64)> = Vec::new();
+        let mut last_window = true;
+        if !self.control.skip_batch {
+            let batch = self
+                .train_data
+                .load(&self.state.train_data.loader, at, &self.device)?;
+            last_window = batch.is_last_window();
+            let lr = self.current_learning_rate();
+            self.optimizer.set_learning_rate(lr);
+            let mut ctx = ForwardCtx {
+                train: true,
+                dropout_rng: &mut self.dropout_rng,
+            };
+            let output = self.model.forward(&batch.x, &mut ctx)?;
+            self.state.rng.dropout = self.dropout_rng.state();
+            let loss = self.task.loss(&output, &batch.y)?;
+            let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !loss_value.is_finite() {
+                self.fire(Stage::Exception);
+                if self.control.stop.is_none() && !self.control.skip_batch {
+                    self.control.stop = Some(StopRequest::new(
+                        "trainer",
+                        format!(
+                            "loss is {loss_value} at batch {name} (step {})",
+                            self.state.global_step
+                        ),
+                    ));
+                }
+            } else {
+                let grads = loss.backward()?;
+                let sq = grad_sq_norms(self.optimizer.vars(), &grads)?;
+                let global = sq.iter().sum::<f64>().sqrt();
+                // Published before `BeforeStep`, so checks can use them instead of
+                // scanning the gradients again (a NaN or Inf makes its layer's norm so).
+                self.state.grad_norm = global;
+                self.state.layer_grad_norms = self
+                    .optimizer
+                    .vars()
+                    .iter()
+                    .zip(&sq)
+                    .map(|(v, s)| (v.name.clone(), s.sqrt()))
+                    .collect();
+                self.grads = Some(grads);
+                self.fire(Stage::BeforeStep);
+                if !self.control.skip_batch {
+                    if let Some(grads) = &self.grads {
+                        let scale = clip_scale(global, self.config.clip_grad_norm);
+                        self.optimizer.step_scaled(grads, scale)?;
+                        self.state.global_step += 1;
+                    }
+                }
+                self.state.learning_rate = lr;
+                let mut m = self.metrics.clone();
+                self.update_metrics(&mut m, loss_value, &output, &batch.y)?;
+                row = m.compute();
+                row.push(("lr".into(), lr));
+                row.push(("grad_norm".into(), global));
+            }
+        }
+        if !row.is_empty() {
+            self.state.window_rows.push(row);
+        }
+        let stepped = !self.state.window_rows.is_empty();
+        if !last_window {
+            // More windows of this set follow: the carried state is kept, the set is not
+            // done. Validation and batch-based checkpoints wait for the set's end.
+            self.state.train_data.next_window();
+            self.state.time.train_secs += started.elapsed().as_secs_f64();
+            self.tick();
+            self.fire(Stage::TrainIterEnd);
+            self.grads = None;
+            let every = self.config.checkpoint_every;
+            if matches!(every, super::Every::Steps(_)) && every.due(&self.state) {
+                self.control.checkpoint = true;
+            }
+            return Ok(());
+        }
+        // The set is done: forget the recurrent state, and record one history row (the
+        // mean of its windows' rows).
+        self.state.train_data.finish_set();
+        let row = mean_rows(std::mem::take(&mut self.state.window_rows));
+        self.model.reset_states();
+        self.state.batches_fit += 1;
+        self.state.batch_in_epoch += 1;
+        if !row.is_empty() {
+            self.state.train_history.push(self.state.batches_fit, &row);
+            let layers: Vec<(String, f64)> = self
+                .state
+                .layer_grad_norms
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            self.state
+                .grad_norm_history
+                .push(self.state.batches_fit, &layers);
+        }
+        self.state.time.train_secs += started.elapsed().as_secs_f64();
+        self.tick();
+        self.fire(Stage::TrainBatchEnd);
+        self.fire(Stage::TrainIterEnd);
+        self.grads = None;
+        // Step-based validation counts only batches that made a step (a skipped batch
+        // leaves `global_step` where it was).
+        let validate = self.config.validate_every;
+        let due = !validate.counts_epochs()
+            && validate.due(&self.state)
+            && (stepped || !matches!(validate, super::Every::Steps(_)));
+        // A validation due exactly at an epoch end waits for the end-of-epoch check.
+        if due && self.state.train_data.current().is_some() {
+            self.start_validation(AfterValidation::Train)?;
+        }
+        let every = self.config.checkpoint_every;
+        if !every.counts_epochs() && every.due(&self.state) {
+            self.control.checkpoint = true;
+        }
+        Ok(())
+    }
+
+    fn end_epoch(&mut self) -> Result<()> {
+        self.state.epoch += 1;
+        self.state.epoch_ends.push(self.state.batches_fit);
+        self.fire(Stage::TrainEpochEnd);
+        let last = self.state.epoch >= self.config.epochs;
+        let then = if last {
+            AfterValidation::Finish
+        } else {
+            AfterValidation::EpochStart
+        };
+        // Batch- and step-based validation also runs once after the last epoch.
+        let validate = self.config.validate_every;
+        let due = validate.is_on() && (last || validate.due(&self.state));
+        if due && self.val_data.is_some() {
+            self.start_validation(then)?;
+        } else {
+            self.state.phase = if last {
+                Phase::Done {
+                    reason: DoneReason::Finished,
+                }
+            } else {
+                Phase::EpochStart
+            };
+        }
+        let every = self.config.checkpoint_every;
+        if every.counts_epochs() && every.due(&self.state) {
+            self.control.checkpoint = true;
+        }
+        Ok(())
+    }
+
+    fn start_validation(&mut self, then: AfterValidation) -> Result<()> {
+        let Some(val) = &self.val_data else {
+            return Ok(());
+        };
+        let epoch = self.state.val_data.epoch + 1;
+        let sets = val.plan_epoch(epoch, &mut self.state.val_data.loader)?;
+        self.state.val_data.start_epoch(epoch, sets);
+        self.state.val_metrics = self.metrics.clone();
+        self.state.phase = Phase::Validate { then };
+        self.fire(Stage::ValBegin);
+        Ok(())
+    }
+
+    fn val_iteration(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let Some(val) = &self.val_data else {
+            return Err(Error::Data(
+                "validation phase without validation data".into(),
+            ));
+        };
+        // Windows: as in `train_iteration`, the set stays first until its last window.
+        let cursor = &self.state.val_data;
+        let name = cursor.current().unwrap_or_default().to_string();
+        let at = SetRef {
+            name: &name,
+            window: cursor.window as usize,
+            epoch: cursor.epoch,
+        };
+        let batch = val.load(&cursor.loader, at, &self.device)?;
+        self.state.set_name = name;
+        self.state.set_kind = Some(SetKind::Val);
+        let mut ctx = ForwardCtx {
+            train: false,
+            dropout_rng: &mut self.dropout_rng,
+        };
+        let output = self.model.forward(&batch.x, &mut ctx)?;
+        let loss = self.task.loss(&output, &batch.y)?;
+        let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let mut m = std::mem::take(&mut self.state.val_metrics);
+        self.update_metrics(&mut m, loss_value, &output, &batch.y)?;
+        self.state.val_metrics = m;
+        let last_window = batch.is_last_window();
+        if last_window {
+            self.state.val_data.finish_set();
+            self.model.reset_states();
+            self.state.batches_validated += 1;
+        } else {
+            self.state.val_data.next_window();
+        }
+        self.state.time.validation_secs += started.elapsed().as_secs_f64();
+        self.tick();
+        if last_window {
+            self.fire(Stage::ValBatchEnd);
+        }
+        self.fire(Stage::ValIterEnd);
+        Ok(())
+    }
+
+    fn end_validation(&mut self, then: AfterValidation) -> Result<()> {
+        let values: Vec<(String, f64)> = self
+            .state
+            .val_metrics
+            .compute()
+            .into_iter()
+            .map(|(k, v)| (format!("val_{k}"), v))
+            .collect();
+        self.state.val_history.push(self.state.batches_fit, &values);
+        self.state.times_validated += 1;
+        self.state.val_metrics.reset();
+        self.update_best(&values);
+        self.state.phase = match then {
+            AfterValidation::Train => Phase::Train,
+            AfterValidation::EpochStart => Phase::EpochStart,
+            AfterValidation::Finish => Phase::Done {
+                reason: DoneReason::Finished,
+            },
+        };
+        self.fire(Stage::ValEnd);
+        Ok(())
+    }
+
+    fn update_best(&mut self, values: &[(String, f64)]) {
+        let s = &mut self.state;
+        let Some((_, value)) = values.iter().find(|(k, _)| *k == s.key_metric) else {
+            return;
+        };
+        let direction = if s.key_metric_higher_is_better {
+            Direction::Max
+        } else {
+            Direction::Min
+        };
+        if direction.improves(*value, s.best.as_ref().map(|b| b.value), 0.0) {
+            self.best_improved = true;
+            s.best = Some(Best {
+                metric: s.key_metric.clone(),
+                value: *value,
+                epoch: s.epoch,
+                batches_fit: s.batches_fit,
+                global_step: s.global_step,
+                validation: s.times_validated - 1,
+            });
+        }
+    }
+
+    fn update_metrics(
+        &self,
+        m: &mut MetricSet,
+        mean_loss: f64,
+        output: &Tensor,
+        y: &Tensor,
+    ) -> Result<()> {
+        let n = output.dims().first().copied().unwrap_or(0);
+        let mut scores = output
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        // A diverged model still gets metrics (its loss is NaN); non-finite scores rank last.
+        for x in scores.iter_mut().filter(|x| !x.is_finite()) {
+            *x = f32::MIN;
+        }
+        match self.task {
+            Task::Classification { num_classes } => {
+                let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+                m.update_classification(mean_loss * n as f64, &scores, num_classes, &targets)?;
+            }
+            Task::Regression => {
+                let targets = y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                // The regression loss is a mean over every predicted value (several per
+                // sample for per-step time-series outputs), and so is the metric.
+                m.update_regression(mean_loss * scores.len() as f64, &scores, &targets)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the time since the last call to the run's wall-clock total.
+    pub(super) fn tick(&mut self) {
+        self.state.time.total_secs += self.clock.elapsed().as_secs_f64();
+        self.clock = Instant::now();
+    }
+
+    // ---- callbacks ----------------------------------------------------------------------
+
+    /// Runs every callback for `stage`; the first failure is kept for `fit` to act on
+    /// once the transition is complete (so the state stays consistent for the checkpoint).
+    pub(super) fn fire(&mut self, stage: Stage) {
+        for cb in self.callbacks.iter_mut() {
+            let mut view = TrainerView {
+                state: &self.state,
+                vars: &self.model_vars,
+                grads: self.grads.as_ref(),
+                control: &mut self.control,
+            };
+            if let Err(e) = cb.on_stage(stage, &mut view) {
+                if self.callback_error.is_none() {
+                    self.callback_error = Some(Error::Callback {
+                        callback: cb.name(),
+                        stage: stage.to_string(),
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
+    }
+
+    pub(super) fn take_callback_error(&mut self) -> Result<()> {
+        match self.callback_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// A callback failed: save a checkpoint of the consistent state first, then report.
+    fn take_callback_error_with_checkpoint(&mut self) -> Result<()> {
+        if let Some(e) = self.callback_error.take() {
+            match self.checkpoint_if_new(SaveReason::CallbackError) {
+                Ok(path) => log::warn!("checkpoint saved to {} before stopping", path.display()),
+                Err(save) => log::warn!("could not save a checkpoint after the error: {save}"),
+            }
+            self.callback_error = None;
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// One history row for a set fit in several windows: the mean of the windows' rows
+/// (a set of one window keeps its row as it is).
+fn mean_rows(mut rows: Vec<Vec<(String, f64)>>) -> Vec<(String, f64)> {
+    if rows.len() <= 1 {
+        return rows.pop().unwrap_or_default();
+    }
+    let n = rows.len() as f64;
+    let mut sums: Vec<(String, f64)> = Vec::new();
+    for row in &rows {
+        for (k, v) in row {
+            match sums.iter_mut().find(|(name, _)| name == k) {
+                Some((_, s)) => *s += v,
+                None => sums.push((k.clone(), *v)),
+            }
+        }
+    }
+    sums.into_iter().map(|(k, s)| (k, s / n)).collect()
+}

@@ -1,0 +1,252 @@
+//! What the trainer writes to disk and reads back: checkpoints (periodic, best, at an
+//! interrupt or a stop), the state report, and loading a checkpoint into a built trainer.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Tensor;
+
+use super::Trainer;
+use crate::callbacks::Stage;
+use crate::checkpoint::{self, CheckpointMeta, CheckpointTensors, LoadedCheckpoint, SaveReason};
+use crate::error::{Error, Result};
+use crate::report::render_state_report;
+use crate::rng::RngStream;
+use crate::state::Phase;
+
+/// Where the run stands, as far as "was a checkpoint already written here?" goes:
+/// `(batches_fit, batches_validated, train window, val window, phase)`.
+pub(super) type Position = (u64, u64, u64, u64, Phase);
+
+impl Trainer {
+    /// Writes a checkpoint of the run as it stands now and returns its directory.
+    pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
+        self.save_checkpoint_because(SaveReason::Requested)
+    }
+
+    /// Loads model, optimizer, state and callback state from a checkpoint (or the newest
+    /// good one of a run directory) into this trainer; returns the checkpoint's directory.
+    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<PathBuf> {
+        let ckpt = checkpoint::load_latest(path.as_ref())?;
+        let dir = ckpt.dir.clone();
+        self.apply_checkpoint(ckpt)?;
+        Ok(dir)
+    }
+
+    /// Renders the report of the run as it stands now into `path`.
+    pub fn render_report(&self, path: &Path) -> Result<()> {
+        Ok(render_state_report(&self.state, &self.run, None, path)?)
+    }
+
+    pub(super) fn position(&self) -> Position {
+        (
+            self.state.batches_fit,
+            self.state.batches_validated,
+            self.state.train_data.window,
+            self.state.val_data.window,
+            self.state.phase.clone(),
+        )
+    }
+
+    /// Saves a checkpoint unless one was already written at exactly this position.
+    pub(super) fn checkpoint_if_new(&mut self, reason: SaveReason) -> Result<PathBuf> {
+        match (&self.saved_at, &self.last_checkpoint) {
+            (Some(at), Some(path)) if *at == self.position() && path.exists() => Ok(path.clone()),
+            _ => self.save_checkpoint_because(reason),
+        }
+    }
+
+    /// Renders the state as it is now into `RUN_DIR/report.png` (a failure only warns:
+    /// a report must never cost a run).
+    pub(super) fn write_run_report(&self, reason: SaveReason) {
+        if !self.config.report {
+            return;
+        }
+        let path = self.config.run_dir.join("report.png");
+        if let Err(e) = render_state_report(&self.state, &self.run, Some(reason), &path) {
+            log::warn!("{e}");
+        }
+    }
+
+    /// Everything a checkpoint holds, as of now. The model's weights are taken from the
+    /// model's own variables (frozen ones included), not from the optimizer's.
+    fn checkpoint_contents(
+        &mut self,
+        reason: SaveReason,
+    ) -> Result<(CheckpointMeta, CheckpointTensors)> {
+        self.tick();
+        self.state.rng.dropout = self.dropout_rng.state();
+        let model: Vec<(String, Tensor)> = self
+            .model_vars
+            .iter()
+            .map(|v| (v.name.clone(), v.var.as_tensor().clone()))
+            .collect();
+        let tensors = CheckpointTensors {
+            model,
+            optimizer: self.optimizer.state_tensors()?,
+            carried: self.model.carried_state()?,
+        };
+        let mut callbacks: Vec<(String, String)> = self
+            .callbacks
+            .iter()
+            .filter_map(|c| c.save_state().map(|v| (c.name(), v.to_string())))
+            .collect();
+        // State loaded for a callback not registered (yet) is kept, never dropped.
+        callbacks.extend(
+            self.pending_callback_states
+                .iter()
+                .map(|(n, v)| (n.clone(), v.to_string())),
+        );
+        let meta = CheckpointMeta {
+            state: self.state.clone(),
+            model_name: self.model.name(),
+            optimizer_name: self.optimizer.name().into(),
+            run: self.run.clone(),
+            saved_because: reason,
+            job_config: self.job_config.clone(),
+            callbacks,
+            files: Vec::new(),
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        };
+        Ok((meta, tensors))
+    }
+
+    /// Writes `report.png` into a checkpoint directory before it is renamed into place.
+    fn report_extras(&self) -> impl Fn(&Path, &CheckpointMeta) -> Result<()> {
+        let with_report = self.config.report;
+        move |dir: &Path, meta: &CheckpointMeta| -> Result<()> {
+            if with_report {
+                render_state_report(
+                    &meta.state,
+                    &meta.run,
+                    Some(meta.saved_because),
+                    &dir.join("report.png"),
+                )?;
+            }
+            Ok(())
+        }
+    }
+
+    pub(super) fn save_checkpoint_because(&mut self, reason: SaveReason) -> Result<PathBuf> {
+        let started = Instant::now();
+        let sequence = self.state.checkpoints_saved + 1;
+        self.state.checkpoints_saved = sequence;
+        let saved = self
+            .checkpoint_contents(reason)
+            .and_then(|(meta, tensors)| {
+                checkpoint::save(
+                    &self.config.run_dir,
+                    sequence,
+                    meta,
+                    &tensors,
+                    &self.report_extras(),
+                )
+            });
+        let dir = match saved {
+            Ok(dir) => dir,
+            Err(e) => {
+                self.state.checkpoints_saved -= 1;
+                return Err(e);
+            }
+        };
+        checkpoint::prune(&self.config.run_dir, self.config.keep_last)?;
+        self.saved_at = Some(self.position());
+        self.last_checkpoint = Some(dir.clone());
+        self.state.time.checkpoint_secs += started.elapsed().as_secs_f64();
+        self.fire(Stage::Save);
+        Ok(dir)
+    }
+
+    /// Replaces `RUN_DIR/best/` with the run as it stands now (after a new best).
+    pub(super) fn save_best(&mut self) -> Result<PathBuf> {
+        let started = Instant::now();
+        let (meta, tensors) = self.checkpoint_contents(SaveReason::Best)?;
+        let dir = checkpoint::save_as(
+            &self.config.run_dir,
+            checkpoint::BEST_DIR,
+            meta,
+            &tensors,
+            &self.report_extras(),
+        )?;
+        self.state.time.checkpoint_secs += started.elapsed().as_secs_f64();
+        Ok(dir)
+    }
+
+    /// Checks everything that can be checked before changing anything, so a checkpoint
+    /// that does not fit this trainer leaves it as it was.
+    pub(crate) fn apply_checkpoint(&mut self, ckpt: LoadedCheckpoint) -> Result<()> {
+        let corrupt = |reason: String| Error::CorruptCheckpoint {
+            path: ckpt.dir.join(checkpoint::MODEL_FILE),
+            reason,
+        };
+        let mut weights = Vec::new();
+        for v in &self.model_vars {
+            let t = ckpt
+                .model
+                .get(&v.name)
+                .ok_or_else(|| corrupt(format!("no weights for variable `{}`", v.name)))?;
+            if t.dims() != v.var.dims() {
+                return Err(corrupt(format!(
+                    "`{}` has shape {:?}, the model expects {:?}",
+                    v.name,
+                    t.dims(),
+                    v.var.dims()
+                )));
+            }
+            weights.push(t.to_device(&self.device)?.to_dtype(v.var.dtype())?);
+        }
+        let mut callback_states = Vec::new();
+        for (name, json) in &ckpt.meta.callbacks {
+            let value: serde_json::Value =
+                serde_json::from_str(json).map_err(|e| Error::CorruptCheckpoint {
+                    path: ckpt.dir.join(checkpoint::STATE_FILE),
+                    reason: format!("state of callback {name}: {e}"),
+                })?;
+            callback_states.push((name.clone(), value));
+        }
+        // The optimizer's import is all or nothing; it goes first of the changes.
+        self.optimizer
+            .load_state_tensors(&ckpt.optimizer)
+            .map_err(|e| Error::CorruptCheckpoint {
+                path: ckpt.dir.join(checkpoint::OPTIMIZER_FILE),
+                reason: e.to_string(),
+            })?;
+        for (v, t) in self.model_vars.iter().zip(&weights) {
+            v.var.set(t)?;
+        }
+        self.model.load_carried_state(&ckpt.carried)?;
+        self.state = ckpt.meta.state;
+        self.dropout_rng = RngStream::from_state(&self.state.rng.dropout);
+        self.pending_callback_states.clear();
+        for (name, value) in callback_states {
+            match self.callbacks.iter_mut().find(|c| c.name() == name) {
+                Some(cb) => cb.load_state(value)?,
+                // Registered later: `add_callback` hands it over.
+                None => self.pending_callback_states.push((name, value)),
+            }
+        }
+        self.saved_at = Some(self.position());
+        self.last_checkpoint = Some(ckpt.dir);
+        self.fire(Stage::Load);
+        self.take_callback_error()
+    }
+
+    /// Before training: saved state that no registered callback took is an error, not
+    /// something to drop silently.
+    pub(super) fn check_callback_states(&self) -> Result<()> {
+        match self.pending_callback_states.first() {
+            None => Ok(()),
+            Some((name, _)) => Err(Error::config(
+                "callbacks",
+                format!(
+                    "the checkpoint holds the state of callback `{name}`, but no callback of \
+                     that name is registered: add it before `fit` (or call \
+                     `discard_callback_state(\"{name}\")`)"
+                ),
+            )),
+        }
+    }
+}
