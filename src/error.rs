@@ -53,7 +53,7 @@ pub enum Error {
     Metric(#[from] crate::metrics::MetricError),
 
     #[error("tensorboard: {0}")]
-    TensorBoard(#[from] crate::callbacks::tensorboard::events::TbError),
+    TensorBoard(#[from] crate::callbacks::tensorboard::TbError),
 
     #[error("optimizer state: {0}")]
     Optimizer(String),

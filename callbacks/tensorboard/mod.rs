@@ -1,14 +1,24 @@
 //! TensorBoard logging: scalars per batch and per validation, histograms of weights and
 //! gradients every N steps, and the run's config as text.
+//!
+//! This file is the [`TensorBoard`] callback; the event files it writes are made by
+//! `writer.rs` ([`EventWriter`]) from `proto.rs` (protobuf encoding of the events),
+//! `record.rs` (TFRecord framing and its masked CRC-32C) and `histogram.rs` (bucketing).
 
 use std::path::PathBuf;
 
-pub mod events;
+mod histogram;
+mod proto;
+mod record;
+mod writer;
+
+pub use histogram::Histogram;
+pub use record::masked_crc32c;
+pub use writer::{system_wall_time, EventWriter, TbError};
 
 use crate::callbacks::{Callback, Stage, TrainerView};
 use crate::error::Result;
 use crate::optim::with_cpu_f32;
-use events::EventWriter;
 
 pub struct TensorBoard {
     dir: PathBuf,

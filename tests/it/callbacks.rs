@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::common::{scratch, small_job, state_bytes};
-use deeptrain::callbacks::tensorboard::events::read_scalars;
+use crate::support::tb_reader::read_scalars;
 use deeptrain::callbacks::{
     Callback, EarlyStopping, HealthCheck, HealthPolicy, Stage, TrainerView,
 };

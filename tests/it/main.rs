@@ -13,3 +13,5 @@ mod optimizers;
 mod readme;
 mod report;
 mod resume;
+mod support;
+mod tensorboard;
