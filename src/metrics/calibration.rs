@@ -7,9 +7,10 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    check_len, check_not_nan, check_targets, ConfusionMatrix, Direction, Metric, MetricError,
+use super::base::{
+    at_least_one, check_binary_scores, check_not_nan, check_score_matrix, check_targets,
 };
+use super::{argmax, ConfusionMatrix, Direction, Metric, MetricError};
 
 /// Which threshold wins when several score the same: metrics are flat
 /// between distinct scores, so ties are the rule rather than the exception.
@@ -56,12 +57,10 @@ pub fn best_threshold(
             reason: "threshold search needs accuracy, precision, recall or f1".to_string(),
         });
     }
-    check_len("scores", scores.len(), "targets", targets.len())?;
+    check_binary_scores(scores, targets)?;
     if scores.is_empty() {
         return Err(empty("scores", "at least one sample"));
     }
-    check_not_nan("score", scores)?;
-    check_targets(targets, 2)?;
     check_not_nan("threshold", grid)?;
     let mut thresholds = grid.to_vec();
     thresholds.sort_by(f32::total_cmp);
@@ -135,15 +134,12 @@ fn hits_with(sum: &[f64], candidate: &[f32], num_classes: usize, targets: &[u32]
     let rows = sum
         .chunks_exact(num_classes)
         .zip(candidate.chunks_exact(num_classes));
+    let mut row = Vec::with_capacity(num_classes);
     let mut hits = 0;
     for ((s, c), &t) in rows.zip(targets) {
-        let mut best = (0, f64::NAN);
-        for (j, v) in s.iter().zip(c).map(|(a, b)| a + f64::from(*b)).enumerate() {
-            if j == 0 || v > best.1 {
-                best = (j, v);
-            }
-        }
-        hits += u64::from(best.0 == t as usize);
+        row.clear();
+        row.extend(s.iter().zip(c).map(|(a, b)| a + f64::from(*b)));
+        hits += u64::from(argmax(&row) == t as usize);
     }
     hits
 }
@@ -171,27 +167,20 @@ pub fn greedy_subset(
     if targets.is_empty() {
         return Err(empty("targets", "at least one sample"));
     }
-    if num_classes == 0 || max_size == 0 {
-        let name = if num_classes == 0 {
-            "num_classes"
-        } else {
-            "max_size"
-        };
-        return Err(MetricError::InvalidParameter {
-            name,
-            value: "0".to_string(),
-            expected: "at least 1".to_string(),
-        });
+    if num_classes == 0 {
+        return Err(at_least_one("num_classes"));
+    }
+    if max_size == 0 {
+        return Err(at_least_one("max_size"));
     }
     check_targets(targets, num_classes)?;
-    let expected = targets.len().saturating_mul(num_classes);
-    let shape = format!("targets ({}) x num_classes ({num_classes})", targets.len());
     for (i, c) in candidates.iter().enumerate() {
-        check_len(&format!("candidate {i}"), c.len(), &shape, expected)?;
-        check_not_nan(&format!("candidate {i} score"), c)?;
+        let (name, value_name) = (format!("candidate {i}"), format!("candidate {i} score"));
+        check_score_matrix(&name, &value_name, c, num_classes, targets)?;
     }
 
-    let mut sum = vec![0.0f64; expected];
+    // Every candidate has this length now, so the product cannot overflow.
+    let mut sum = vec![0.0f64; targets.len() * num_classes];
     let mut chosen: Vec<usize> = Vec::new();
     let mut best_hits = 0;
     while chosen.len() < max_size {
