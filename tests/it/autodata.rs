@@ -401,6 +401,28 @@ fn csv_with_header_and_label_column() {
 }
 
 #[test]
+fn csv_with_quoted_fields() {
+    let dir = scratch("auto-csv-quoted");
+    write(
+        &dir.join("data_0.csv"),
+        b"\"a\",\"target, class\",\"b\"\r\n\"1.5\",\"1\",\"2\"\r\n3,0,\"4\"\r\n",
+    );
+    let loader = AutoData::from_dir(&dir)
+        .unwrap()
+        .label_column(LabelColumn::Name("target, class".into()))
+        .batch_size(2)
+        .build()
+        .unwrap();
+    assert_eq!(loader.inferred().format, "csv");
+    assert_eq!(loader.inferred().sample_shape, [2]);
+    let mut state = loader.new_state();
+    assert_eq!(planned(&loader, &mut state), ["0"]);
+    let b = loader.load(&state, "0", &Device::Cpu).unwrap();
+    assert_eq!(b.x.to_vec2::<f32>().unwrap(), [[1.5, 2.0], [3.0, 4.0]]);
+    assert_eq!(b.y.to_vec1::<u32>().unwrap(), [1, 0]);
+}
+
+#[test]
 fn user_loader_for_another_extension() {
     let dir = scratch("auto-custom");
     for (i, n) in [(0u8, 3usize), (1, 1)] {
