@@ -9,7 +9,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::{Callback, Stage, TrainerView};
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::state::{History, TrainState};
 
 pub struct CsvLogger {
@@ -106,9 +106,10 @@ fn cut_after(path: &Path, last: u64) -> Result<()> {
         }
     }
     if kept != text {
-        let tmp = path.with_extension("csv.tmp");
-        fs::write(&tmp, &kept).at(&tmp)?;
-        fs::rename(&tmp, path).at(path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).at(dir)?;
+        tmp.write_all(kept.as_bytes()).at(tmp.path())?;
+        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     }
     Ok(())
 }
@@ -191,7 +192,7 @@ impl Callback for CsvLogger {
 impl Drop for CsvLogger {
     fn drop(&mut self) {
         if let Err(e) = self.flush() {
-            eprintln!("warning: {e}");
+            log::warn!("{e}");
         }
     }
 }

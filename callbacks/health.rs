@@ -69,10 +69,10 @@ impl HealthCheck {
             HealthPolicy::Stop => view.request_stop("health_check", at),
             // A NaN update cannot be applied, so "warn" skips it too.
             HealthPolicy::Skip | HealthPolicy::Warn if skippable => {
-                eprintln!("health check: {at}; skipping the update");
+                log::warn!("health check: {at}; skipping the update");
                 view.skip_batch();
             }
-            _ => eprintln!("health check: {at}"),
+            _ => log::warn!("health check: {at}"),
         }
     }
 }

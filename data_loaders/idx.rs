@@ -16,7 +16,6 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use flate2::read::MultiGzDecoder;
 
@@ -74,31 +73,27 @@ pub fn decompress_cached(gz: &Path, cache_dir: &Path) -> Result<PathBuf, FormatE
         }
     }
     fs::create_dir_all(cache_dir).map_err(|e| FormatError::io(cache_dir, "create directory", e))?;
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let tmp = cache_dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
-    let result = (|| -> Result<(), FormatError> {
-        let input = File::open(gz).map_err(|e| FormatError::io(gz, "open", e))?;
-        let out = File::create(&tmp).map_err(|e| FormatError::io(&tmp, "create", e))?;
-        let mut writer = BufWriter::with_capacity(1 << 20, out);
-        io::copy(
-            &mut MultiGzDecoder::new(io::BufReader::new(input)),
-            &mut writer,
-        )
-        .map_err(|e| FormatError::io(gz, "decompress gzip", e))?;
-        let out = writer
-            .into_inner()
-            .map_err(|e| FormatError::io(&tmp, "write", e.into_error()))?;
-        out.sync_all()
-            .map_err(|e| FormatError::io(&tmp, "sync", e))?;
-        fs::rename(&tmp, &target).map_err(|e| FormatError::io(&target, "rename into", e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map(|()| target)
+    // A temporary file beside the target, removed if anything fails, renamed into place
+    // once complete and synced: a crash never leaves a partial cache file under `name`.
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        .tempfile_in(cache_dir)
+        .map_err(|e| FormatError::io(cache_dir, "create a temporary file in", e))?;
+    let input = File::open(gz).map_err(|e| FormatError::io(gz, "open", e))?;
+    let mut writer = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    io::copy(
+        &mut MultiGzDecoder::new(io::BufReader::new(input)),
+        &mut writer,
+    )
+    .map_err(|e| FormatError::io(gz, "decompress gzip", e))?;
+    writer
+        .into_inner()
+        .map_err(|e| FormatError::io(tmp.path(), "write", e.into_error()))?
+        .sync_all()
+        .map_err(|e| FormatError::io(tmp.path(), "sync", e))?;
+    tmp.persist(&target)
+        .map_err(|e| FormatError::io(&target, "rename into", e.error))?;
+    Ok(target)
 }
 
 /// The ISIZE field of the last gzip member: uncompressed size mod 2^32.

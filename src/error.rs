@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Errors raised by deeptrain. Display is a single line meant for end users.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("{path}: {source}")]
     Io {
@@ -21,9 +22,7 @@ pub enum Error {
     #[error("{path}: corrupt checkpoint: {reason}")]
     CorruptCheckpoint { path: PathBuf, reason: String },
 
-    #[error(
-        "{path}: checkpoint format version {found} is not supported (this build reads version {supported})"
-    )]
+    #[error("{path}: {}", version_message(*found, *supported))]
     UnsupportedVersion {
         path: PathBuf,
         found: u32,
@@ -58,6 +57,9 @@ pub enum Error {
     #[error("optimizer state: {0}")]
     Optimizer(String),
 
+    #[error("could not encode {what}: {reason}")]
+    Encode { what: String, reason: String },
+
     #[error("callback {callback} failed at stage {stage}: {source}")]
     Callback {
         callback: String,
@@ -82,6 +84,22 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
 }
 
+/// What a checkpoint of another format version means for the user.
+fn version_message(found: u32, supported: u32) -> String {
+    if found < supported {
+        format!(
+            "made by an older version of deeptrain (checkpoint format {found}; this build reads \
+             format {supported}): finish the run with the deeptrain that started it, or train again"
+        )
+    } else {
+        format!(
+            "made by a newer version of deeptrain (checkpoint format {found}; this build reads \
+             format {supported}): resume it with that version"
+        )
+    }
+}
+
+/// `Result` with deeptrain's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

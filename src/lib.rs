@@ -30,4 +30,4 @@ pub use model::{Mlp, MlpConfig, Model, Recurrent, RecurrentConfig, Task};
 pub use optim::{Adam, AdamConfig, AdamW, Sgd, SgdConfig, TrainOptimizer};
 pub use rng::{RngStream, StreamId};
 pub use state::{Phase, TrainState};
-pub use trainer::{Outcome, TrainConfig, Trainer};
+pub use trainer::{Outcome, TrainConfig, Trainer, TrainerBuilder};

@@ -26,7 +26,8 @@ mod meta;
 pub use meta::{CheckpointMeta, FileDigest, RunInfo, SaveReason};
 
 /// Version of the `state.bin` layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the data cursor (trainer) and the loader state are apart; no `val_epoch`.
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"DTCKPT\0\0";
 /// magic + version (u32) + payload length (u64) + payload SHA-256.
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
@@ -35,6 +36,8 @@ pub const STATE_FILE: &str = "state.bin";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const CARRIED_FILE: &str = "carried.safetensors";
+/// Names of directories being written (or left by a crash mid-save) start with this.
+const TMP_PREFIX: &str = ".tmp-";
 
 /// What goes into a checkpoint besides its meta.
 pub struct CheckpointTensors {
@@ -67,87 +70,30 @@ fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir).and_then(|f| f.sync_all()).at(dir)
 }
 
+/// The safetensors encoding of named tensors, through candle's own `safetensors::View`
+/// implementation for `Tensor` (host copies, contiguous).
 fn safetensors_bytes(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
-    let views: Vec<(String, Tensor)> = tensors
+    let host: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(n, t)| Ok((n.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
         .collect::<Result<_>>()?;
-    let data = views
-        .iter()
-        .map(|(n, t)| {
-            let bytes = tensor_le_bytes(t)?;
-            Ok((n.clone(), t.dtype(), t.dims().to_vec(), bytes))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let st: Vec<(String, safetensors::tensor::TensorView)> = data
-        .iter()
-        .map(|(n, dtype, shape, bytes)| {
-            let view =
-                safetensors::tensor::TensorView::new(st_dtype(*dtype)?, shape.clone(), bytes)
-                    .map_err(|e| Error::Optimizer(format!("tensor {n}: {e}")))?;
-            Ok((n.clone(), view))
-        })
-        .collect::<Result<_>>()?;
-    safetensors::tensor::serialize(st, None).map_err(|e| Error::Optimizer(e.to_string()))
-}
-
-fn st_dtype(d: candle_core::DType) -> Result<safetensors::Dtype> {
-    use candle_core::DType as C;
-    Ok(match d {
-        C::F32 => safetensors::Dtype::F32,
-        C::F64 => safetensors::Dtype::F64,
-        C::F16 => safetensors::Dtype::F16,
-        C::BF16 => safetensors::Dtype::BF16,
-        C::U8 => safetensors::Dtype::U8,
-        C::U32 => safetensors::Dtype::U32,
-        C::I64 => safetensors::Dtype::I64,
-        other => return Err(Error::Optimizer(format!("cannot save dtype {other:?}"))),
-    })
-}
-
-fn tensor_le_bytes(t: &Tensor) -> Result<Vec<u8>> {
-    use candle_core::DType as C;
-    let flat = t.flatten_all()?;
-    Ok(match t.dtype() {
-        C::F32 => flat
-            .to_vec1::<f32>()?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        C::F64 => flat
-            .to_vec1::<f64>()?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        C::F16 => flat
-            .to_vec1::<half::f16>()?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        C::BF16 => flat
-            .to_vec1::<half::bf16>()?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        C::U8 => flat.to_vec1::<u8>()?,
-        C::U32 => flat
-            .to_vec1::<u32>()?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        C::I64 => flat
-            .to_vec1::<i64>()?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        other => return Err(Error::Optimizer(format!("cannot save dtype {other:?}"))),
+    safetensors::tensor::serialize(host.iter().map(|(n, t)| (n.as_str(), t)), None).map_err(|e| {
+        Error::Encode {
+            what: "checkpoint tensors".into(),
+            reason: e.to_string(),
+        }
     })
 }
 
 /// Encodes `meta` as the bytes of `state.bin`.
 pub fn encode_state(meta: &CheckpointMeta) -> Result<Vec<u8>> {
-    let payload = bincode::serde::encode_to_vec(meta, bincode::config::standard())
-        .map_err(|e| Error::Optimizer(format!("encoding state: {e}")))?;
+    let payload =
+        bincode::serde::encode_to_vec(meta, bincode::config::standard()).map_err(|e| {
+            Error::Encode {
+                what: "train state".into(),
+                reason: e.to_string(),
+            }
+        })?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -257,11 +203,12 @@ pub fn save_as(
 ) -> Result<PathBuf> {
     fs::create_dir_all(parent).at(parent)?;
     let final_dir = parent.join(name);
-    let tmp = parent.join(format!(".tmp-{name}-{}", std::process::id()));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).at(&tmp)?;
-    }
-    fs::create_dir_all(&tmp).at(&tmp)?;
+    // Removed again if anything below fails; kept (and renamed) only when complete.
+    let tmp_dir = tempfile::Builder::new()
+        .prefix(&format!("{TMP_PREFIX}{name}-"))
+        .tempdir_in(parent)
+        .at(parent)?;
+    let tmp = tmp_dir.path().to_path_buf();
     meta.files.clear();
     for (file, list) in [
         (MODEL_FILE, &tensors.model),
@@ -278,15 +225,16 @@ pub fn save_as(
     }
     write_synced(&tmp.join(STATE_FILE), &encode_state(&meta)?)?;
     if let Err(e) = extras(&tmp, &meta) {
-        eprintln!("warning: {e}");
+        log::warn!("{e}");
     }
     sync_dir(&tmp)?;
+    let tmp = tmp_dir.keep();
     if final_dir.exists() {
         // `best/` is replaced on every improvement; a numbered checkpoint exists already
         // only if an earlier session died after saving it but before recording the
         // count. Either way the new one supersedes it; the old one is moved aside first
         // so that a crash in between leaves one of the two complete.
-        let old = parent.join(format!(".old-{name}-{}", std::process::id()));
+        let old = parent.join(format!("{TMP_PREFIX}old-{name}-{}", std::process::id()));
         fs::rename(&final_dir, &old).at(&final_dir)?;
         fs::rename(&tmp, &final_dir).at(&final_dir)?;
         fs::remove_dir_all(&old).at(&old)?;
@@ -304,11 +252,11 @@ pub fn prune(run_dir: &Path, keep: usize) -> Result<()> {
     for old in &all[..n] {
         fs::remove_dir_all(old).at(old)?;
     }
+    // Leftovers of saves that a crash interrupted (never loaded: no `ckpt-` name). No
+    // save is under way while pruning, so every one of them is stale.
     let parent = run_dir.join(CHECKPOINTS_DIR);
-    let own = format!("-{}", std::process::id());
     for e in fs::read_dir(&parent).at(&parent)?.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with(".tmp-") && !name.ends_with(&own) {
+        if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
             let _ = fs::remove_dir_all(e.path());
         }
     }
@@ -397,7 +345,7 @@ pub fn load_latest(path: &Path) -> Result<LoadedCheckpoint> {
         match load(dir) {
             Ok(ckpt) => {
                 for e in &errors {
-                    eprintln!("warning: skipped damaged checkpoint: {e}");
+                    log::warn!("skipped damaged checkpoint: {e}");
                 }
                 return Ok(ckpt);
             }

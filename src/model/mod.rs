@@ -3,7 +3,9 @@
 //! Weights are initialised from our own seeded stream and dropout masks come from
 //! another, so the same seed gives the same weights and masks in every process.
 
+mod init;
 pub mod recurrent;
+pub use init::seeded_var_builder;
 pub use recurrent::{Recurrent, RecurrentConfig};
 
 use std::collections::HashMap;

@@ -466,3 +466,90 @@ fn dataset_grad_norms_leave_the_run_unchanged() {
     let global = ta.state.train_history.metrics["grad_norm"][10];
     assert!((sum_sq.sqrt() - global).abs() < 1e-9 * global.max(1.0));
 }
+
+/// Remembers a number across resumes (its saved state).
+struct Memory {
+    name: String,
+    value: u64,
+}
+
+impl Callback for Memory {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn on_stage(&mut self, stage: Stage, _: &mut TrainerView) -> Result<()> {
+        if stage == Stage::TrainIterEnd {
+            self.value += 1;
+        }
+        Ok(())
+    }
+    fn save_state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!(self.value))
+    }
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        self.value = state.as_u64().unwrap_or_default();
+        Ok(())
+    }
+}
+
+fn memory(name: &str) -> Memory {
+    Memory {
+        name: name.into(),
+        value: 0,
+    }
+}
+
+#[test]
+fn callback_names_are_unique() {
+    let mut t = small_job(&scratch("cb-names")).build_trainer().unwrap();
+    t.add_callback(memory("m")).unwrap();
+    let e = t.add_callback(memory("m")).err().expect("a second `m`");
+    assert!(e.to_string().contains("two callbacks are named `m`"), "{e}");
+    // The job's own early stopping keyed by its monitor: a second one on the same
+    // metric is refused too, one on another metric is fine.
+    t.add_callback(EarlyStopping::new("val_loss")).unwrap();
+    assert!(t.add_callback(EarlyStopping::new("val_loss")).is_err());
+    t.add_callback(EarlyStopping::new("val_accuracy")).unwrap();
+}
+
+#[test]
+fn saved_callback_state_waits_for_its_callback_and_is_never_dropped() {
+    let run = scratch("cb-pending");
+    let mut t = small_job(&run).build_trainer().unwrap();
+    t.add_callback(memory("m")).unwrap();
+    crate::common::interrupt_after(&mut t, 7);
+    assert!(matches!(t.fit().unwrap(), Outcome::Interrupted { .. }));
+
+    // Loaded before `m` is registered: handed over when it is.
+    let mut resumed = Trainer::resume(&run).unwrap();
+    let probe = Arc::new(Mutex::new(0u64));
+    let seen = probe.clone();
+    resumed.add_callback(memory("m")).unwrap();
+    resumed.on(Stage::TrainBegin, move |_| {
+        *seen.lock().unwrap() = 1;
+        Ok(())
+    });
+    assert_eq!(resumed.fit().unwrap(), Outcome::Finished);
+    assert_eq!(*probe.lock().unwrap(), 1);
+    let saved = deeptrain::checkpoint::load_latest(&run).unwrap();
+    let (_, m) = saved
+        .meta
+        .callbacks
+        .iter()
+        .find(|(n, _)| n == "m")
+        .expect("m's state is saved");
+    // One count per train iteration, over both sessions: 46 batches.
+    assert_eq!(m, "46");
+
+    // Not registered at all: `fit` refuses rather than drop it, until told to.
+    let run2 = scratch("cb-pending-2");
+    let mut t = small_job(&run2).build_trainer().unwrap();
+    t.add_callback(memory("m")).unwrap();
+    crate::common::interrupt_after(&mut t, 7);
+    t.fit().unwrap();
+    let mut resumed = Trainer::resume(&run2).unwrap();
+    let e = resumed.fit().expect_err("m's state has no callback");
+    assert!(e.to_string().contains("callback `m`"), "{e}");
+    assert!(resumed.discard_callback_state("m"));
+    assert_eq!(resumed.fit().unwrap(), Outcome::Finished);
+}

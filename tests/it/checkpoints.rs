@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::common::{scratch, small_job, state_bytes};
 use deeptrain::checkpoint::{self, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE};
 use deeptrain::trainer::Every;
-use deeptrain::{Error, Outcome, Trainer};
+use deeptrain::{Error, Model, Outcome, Trainer};
 
 /// A finished 2-epoch run with a checkpoint after every epoch (and one at the end),
 /// nothing pruned. Returns its directory and the final state as bytes.
@@ -192,7 +192,20 @@ fn damaged_state_bin_is_an_error_not_a_panic() {
         assert!(msg.contains(&shown), "{msg}");
     }
     let msg = err_of(Trainer::resume(&run), "resume v999").to_string();
-    assert!(msg.contains("999"), "{msg}");
+    assert!(
+        msg.contains("999") && msg.contains("newer version"),
+        "{msg}"
+    );
+
+    // A checkpoint of an older format says so, and what to do.
+    let mut v1 = original.clone();
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&state_path, &v1).unwrap();
+    let msg = err_of(Trainer::resume(&run), "resume v1").to_string();
+    assert!(
+        msg.contains("made by an older version of deeptrain") && msg.contains("format 1"),
+        "{msg}"
+    );
 
     std::fs::write(&state_path, &original).unwrap();
     assert_eq!(latest_no_panic(&run).unwrap().dir, newest);
@@ -308,4 +321,116 @@ fn a_checkpoint_of_another_model_is_refused_and_changes_nothing() {
     );
     assert!(crate::common::state_bytes(&trainer.state) == before);
     assert_eq!(weights(&trainer), w_before);
+}
+
+/// A model with a frozen variable: the optimizer updates only `layers.*`, `frozen.scale`
+/// multiplies the output and never changes.
+struct PartlyFrozen {
+    mlp: deeptrain::Mlp,
+    scale: candle_core::Var,
+}
+
+impl deeptrain::Model for PartlyFrozen {
+    fn name(&self) -> String {
+        "partly frozen".into()
+    }
+    fn varmap(&self) -> &candle_nn::VarMap {
+        self.mlp.varmap()
+    }
+    fn forward(
+        &mut self,
+        x: &candle_core::Tensor,
+        ctx: &mut deeptrain::model::ForwardCtx,
+    ) -> deeptrain::Result<candle_core::Tensor> {
+        Ok(self
+            .mlp
+            .forward(x, ctx)?
+            .broadcast_mul(self.scale.as_tensor())?)
+    }
+}
+
+fn partly_frozen(run: &Path, scale: f32) -> deeptrain::TrainerBuilder {
+    use deeptrain::optim::named_vars;
+    let mut init = deeptrain::RngStream::new(5, deeptrain::StreamId::Init);
+    let config = deeptrain::MlpConfig {
+        inputs: 2,
+        hidden: vec![8],
+        outputs: 2,
+        dropout: 0.0,
+    };
+    let mlp = deeptrain::Mlp::new(config, &mut init, &candle_core::Device::Cpu).unwrap();
+    let trainable = named_vars(mlp.varmap());
+    let scale_var = candle_core::Var::new(&[scale], &candle_core::Device::Cpu).unwrap();
+    mlp.varmap()
+        .data()
+        .lock()
+        .unwrap()
+        .insert("frozen.scale".into(), scale_var.clone());
+    let optimizer = deeptrain::Sgd::from_named(trainable, Default::default());
+    let x: Vec<f32> = (0..64).map(|i| (i % 7) as f32 / 7.0).collect();
+    let y: Vec<u32> = (0..32).map(|i| i % 2).collect();
+    let data =
+        deeptrain::data_loaders::InMemoryData::classification("toy", x, vec![2], y, 2).unwrap();
+    let model = PartlyFrozen {
+        mlp,
+        scale: scale_var,
+    };
+    Trainer::builder(model, optimizer)
+        .train_data(data)
+        .epochs(1)
+        .batch_size(8)
+        .run_dir(run)
+}
+
+#[test]
+fn frozen_variables_are_saved_and_restored() {
+    let run = scratch("ckpt-frozen");
+    let mut trainer = partly_frozen(&run, 0.5).build().unwrap();
+    assert_eq!(trainer.fit().unwrap(), Outcome::Finished);
+    let saved = checkpoint::load_latest(&run).unwrap();
+    let scale = saved.model["frozen.scale"].to_vec1::<f32>().unwrap();
+    assert_eq!(
+        scale,
+        [0.5],
+        "the frozen variable is in model.safetensors, unchanged"
+    );
+    assert!(saved.model.contains_key("layers.0.weight"));
+    assert!(!saved.optimizer.keys().any(|k| k.contains("frozen")));
+    // Built with another value, resuming restores the saved one.
+    let resumed = partly_frozen(&run, 2.0).resume_from(&run).build().unwrap();
+    let restored = resumed.model().varmap().data().lock().unwrap()["frozen.scale"]
+        .as_tensor()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(restored, [0.5]);
+}
+
+#[test]
+fn resume_from_needs_a_loadable_checkpoint() {
+    let run = scratch("ckpt-resume-from");
+    let empty = scratch("ckpt-resume-from-empty");
+    let e = partly_frozen(&run, 1.0)
+        .resume_from(&empty)
+        .build()
+        .err()
+        .expect("no checkpoint is an error, not a fresh start");
+    assert!(e.to_string().contains(&empty.display().to_string()), "{e}");
+    let mut trainer = partly_frozen(&run, 1.0).build().unwrap();
+    trainer.fit().unwrap();
+    let newest = checkpoint::load_latest(&run).unwrap().dir;
+    for c in checkpoint::list(&run).unwrap() {
+        flip_byte(&c.join(MODEL_FILE), 100);
+    }
+    let e = partly_frozen(&run, 1.0)
+        .resume_from(&run)
+        .build()
+        .err()
+        .expect("a damaged checkpoint is an error");
+    assert!(e.to_string().contains("no loadable checkpoint"), "{e}");
+    let e = partly_frozen(&run, 1.0)
+        .resume_from(&newest)
+        .build()
+        .err()
+        .expect("a damaged checkpoint is an error");
+    assert!(e.to_string().contains(MODEL_FILE), "{e}");
 }

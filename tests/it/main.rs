@@ -1,5 +1,6 @@
 //! The integration tests, one binary so CI links candle once. Each module is one area.
 
+mod architecture;
 mod autodata;
 mod autodata_train;
 mod best;
