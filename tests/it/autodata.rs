@@ -415,9 +415,9 @@ fn csv_with_quoted_fields() {
         .unwrap();
     assert_eq!(loader.inferred().format, "csv");
     assert_eq!(loader.inferred().sample_shape, [2]);
-    let mut state = loader.new_state();
+    let mut state = cursor(&loader);
     assert_eq!(planned(&loader, &mut state), ["0"]);
-    let b = loader.load(&state, "0", &Device::Cpu).unwrap();
+    let b = load_at(&loader, &state, "0").unwrap();
     assert_eq!(b.x.to_vec2::<f32>().unwrap(), [[1.5, 2.0], [3.0, 4.0]]);
     assert_eq!(b.y.to_vec1::<u32>().unwrap(), [1, 0]);
 }
