@@ -31,27 +31,40 @@ pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"DTCKPT\0\0";
 /// magic + version (u32) + payload length (u64) + payload SHA-256.
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
+/// Where a run directory keeps its numbered checkpoints.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
+/// Header + bincode of [`CheckpointMeta`].
 pub const STATE_FILE: &str = "state.bin";
+/// The model's variables by name.
 pub const MODEL_FILE: &str = "model.safetensors";
+/// The optimizer's buffers and step count by name.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// The carried (recurrent) state of stateful models.
 pub const CARRIED_FILE: &str = "carried.safetensors";
 /// Names of directories being written (or left by a crash mid-save) start with this.
 const TMP_PREFIX: &str = ".tmp-";
 
 /// What goes into a checkpoint besides its meta.
 pub struct CheckpointTensors {
+    /// The model's variables by name.
     pub model: Vec<(String, Tensor)>,
+    /// The optimizer's buffers by name.
     pub optimizer: Vec<(String, Tensor)>,
+    /// Carried recurrent state by name.
     pub carried: Vec<(String, Tensor)>,
 }
 
 /// A checkpoint read back and verified.
 pub struct LoadedCheckpoint {
+    /// The checkpoint's directory.
     pub dir: PathBuf,
+    /// What `state.bin` held.
     pub meta: CheckpointMeta,
+    /// The model's variables by name (on the CPU).
     pub model: HashMap<String, Tensor>,
+    /// The optimizer's buffers by name.
     pub optimizer: HashMap<String, Tensor>,
+    /// Carried recurrent state by name.
     pub carried: HashMap<String, Tensor>,
 }
 

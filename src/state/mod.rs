@@ -23,9 +23,15 @@ pub enum Phase {
     /// Fitting train batches; the next one is `train_data.sets_to_process[0]`.
     Train,
     /// A validation pass is under way; `then` says where the run goes when it ends.
-    Validate { then: AfterValidation },
+    Validate {
+        /// Where the run goes when the pass ends.
+        then: AfterValidation,
+    },
     /// Training is over; nothing more will be fit.
-    Done { reason: DoneReason },
+    Done {
+        /// Why it ended.
+        reason: DoneReason,
+    },
 }
 
 /// Where to go once a validation pass ends.
@@ -101,10 +107,12 @@ impl History {
         }
     }
 
+    /// Rows so far.
     pub fn len(&self) -> usize {
         self.at_batches_fit.len()
     }
 
+    /// Whether there is no row yet.
     pub fn is_empty(&self) -> bool {
         self.at_batches_fit.is_empty()
     }
@@ -121,10 +129,15 @@ impl History {
 /// The best value of the key metric seen in validation so far, and where it happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Best {
+    /// The key metric's name (e.g. `val_accuracy`).
     pub metric: String,
+    /// Its best value so far.
     pub value: f64,
+    /// Train epochs completed when it was reached.
     pub epoch: u64,
+    /// `batches_fit` when it was reached.
     pub batches_fit: u64,
+    /// `global_step` when it was reached.
     pub global_step: u64,
     /// Index into `val_history` (0-based).
     pub validation: u64,
@@ -133,16 +146,22 @@ pub struct Best {
 /// Positions of every random stream the run draws from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RngStates {
+    /// The weight-initialisation stream, after the model was built.
     pub init: RngState,
+    /// The dropout stream, where the next mask will be drawn from.
     pub dropout: RngState,
 }
 
 /// Wall-clock totals in seconds, summed over every session of the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WallClock {
+    /// In train iterations (load, forward, backward, update, callbacks).
     pub train_secs: f64,
+    /// In validation iterations.
     pub validation_secs: f64,
+    /// Writing checkpoints (reports included).
     pub checkpoint_secs: f64,
+    /// Everything, from the start of `fit` to the last save.
     pub total_secs: f64,
     /// How many processes have worked on this run (1 + number of resumes).
     pub sessions: u64,
@@ -179,6 +198,7 @@ pub struct TrainState {
     pub key_metric: String,
     /// Whether a larger key metric is better.
     pub key_metric_higher_is_better: bool,
+    /// The best key metric so far (`None` before the first validation).
     pub best: Option<Best>,
     /// Learning rate of the most recent (or upcoming) update.
     pub learning_rate: f64,
@@ -191,6 +211,7 @@ pub struct TrainState {
     pub layer_grad_norms: BTreeMap<String, f64>,
     /// Per-layer gradient norms of every fit batch (before clipping), by variable name.
     pub grad_norm_history: History,
+    /// Positions of the run's random streams.
     pub rng: RngStates,
     /// Where training stands in the train data: the sets left in this epoch, the
     /// window, and the loader's own state (shuffle stream, plan).
@@ -202,6 +223,7 @@ pub struct TrainState {
     pub window_rows: Vec<Vec<(String, f64)>>,
     /// Running sums of the validation in progress (empty between validations).
     pub val_metrics: MetricSet,
+    /// Time spent, over every session of the run.
     pub time: WallClock,
     /// Checkpoints written so far; numbers the next checkpoint directory.
     pub checkpoints_saved: u64,
@@ -243,20 +265,32 @@ impl TrainState {
 /// Where a run stopped, in terms a person understands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InterruptStatus {
+    /// Nothing has been fit yet.
     NotStarted,
+    /// Between two epochs.
     BetweenEpochs {
+        /// Epochs completed.
         epoch: u64,
     },
+    /// Inside a train epoch.
     MidTrain {
+        /// Epochs completed (the one in progress is `epoch + 1`).
         epoch: u64,
+        /// Batches done in this epoch.
         batch_in_epoch: u64,
+        /// Sets left in this epoch.
         remaining: u64,
     },
+    /// Inside a validation pass.
     MidValidation {
+        /// Validations completed before this one.
         validation: u64,
+        /// Batches done in this pass.
         batches_done: u64,
+        /// Sets left in this pass.
         remaining: u64,
     },
+    /// Training is over.
     Finished,
 }
 

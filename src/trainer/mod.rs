@@ -289,17 +289,25 @@ impl Trainer {
         Ok(GradNormStats::from_norms(norms))
     }
 }
-/// Global gradient norms per batch over a data set, with summary statistics.
+
+/// Global gradient norms per batch over a data set, with summary statistics (of the
+/// finite ones; NaN when there is none).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GradNormStats {
+    /// One norm per batch, in the order fit.
     pub per_batch: Vec<f64>,
+    /// Their mean.
     pub mean: f64,
+    /// Their median.
     pub median: f64,
+    /// Their 90th percentile: a starting point for `clip_grad_norm`.
     pub p90: f64,
+    /// The largest.
     pub max: f64,
 }
 
 impl GradNormStats {
+    /// The statistics of `per_batch`.
     pub fn from_norms(per_batch: Vec<f64>) -> Self {
         let mut sorted: Vec<f64> = per_batch
             .iter()
