@@ -71,9 +71,6 @@ pub enum Error {
     #[error("report: {0}")]
     Report(#[from] crate::report::ReportError),
 
-    #[error("usage: {0}")]
-    Usage(String),
-
     #[error("could not install the Ctrl-C/SIGTERM handler: {0}")]
     SignalHandler(#[source] ctrlc::Error),
 

@@ -423,26 +423,6 @@ impl Trainer {
         }
     }
 
-    /// Rebuilds a run described by a job config from its newest good checkpoint.
-    /// `path` is a run directory or one checkpoint directory.
-    pub fn resume(path: impl AsRef<Path>) -> Result<Trainer> {
-        Self::from_checkpoint(checkpoint::load_latest(path.as_ref())?)
-    }
-
-    /// Rebuilds a run described by a job config from a checkpoint already loaded.
-    pub fn from_checkpoint(ckpt: LoadedCheckpoint) -> Result<Trainer> {
-        let json = ckpt.meta.job_config.clone().ok_or_else(|| Error::NotACheckpoint {
-            path: ckpt.dir.clone(),
-            reason: "the run was built in code, not from a job config: build the trainer the same way and call `load_checkpoint`".into(),
-        })?;
-        let mut job = JobConfig::from_json_str(&json, &ckpt.dir.join(checkpoint::STATE_FILE))?;
-        // The run directory may have moved since; it is where the checkpoint is now.
-        job.train.run_dir = run_dir_of(&ckpt.dir);
-        let mut trainer = job.build_trainer()?;
-        trainer.apply_checkpoint(ckpt)?;
-        Ok(trainer)
-    }
-
     /// Loads model, optimizer, state and callback state from a checkpoint (or the newest
     /// good one of a run directory) into this trainer.
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<PathBuf> {
@@ -454,7 +434,7 @@ impl Trainer {
 
     /// Checks everything that can be checked before changing anything, so a checkpoint
     /// that does not fit this trainer leaves it as it was.
-    fn apply_checkpoint(&mut self, ckpt: LoadedCheckpoint) -> Result<()> {
+    pub(crate) fn apply_checkpoint(&mut self, ckpt: LoadedCheckpoint) -> Result<()> {
         let corrupt = |reason: String| Error::CorruptCheckpoint {
             path: ckpt.dir.join(checkpoint::MODEL_FILE),
             reason,
