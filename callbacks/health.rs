@@ -5,7 +5,8 @@ use crate::error::Result;
 use crate::optim::with_cpu_f32;
 
 /// What to do when a check fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HealthPolicy {
     /// Stop training with a checkpoint (the default).
     Stop,

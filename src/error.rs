@@ -121,10 +121,6 @@ pub enum Error {
     #[error("report: {0}")]
     Report(#[from] crate::report::ReportError),
 
-    /// A command line that cannot be run.
-    #[error("usage: {0}")]
-    Usage(String),
-
     /// The process's SIGINT/SIGTERM handler could not be installed (one already is).
     #[error("could not install the Ctrl-C/SIGTERM handler: {0}")]
     SignalHandler(#[source] ctrlc::Error),

@@ -1,16 +1,6 @@
-//! The `deeptrain` binary: see `deeptrain help`.
+//! The `deeptrain` binary: everything is in the library's `cli` module (see
+//! `deeptrain --help`); this only hands its exit status to the OS.
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match deeptrain::cli::run(&args) {
-        Ok(code) => std::process::exit(code),
-        Err(deeptrain::Error::Usage(msg)) => {
-            eprintln!("error: {msg}");
-            std::process::exit(2);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    }
+    std::process::exit(deeptrain::cli::main());
 }

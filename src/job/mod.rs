@@ -1,37 +1,38 @@
 //! Job configs: a whole run (data, model, optimizer, loop) described in JSON.
 //!
+//! This file holds the config types and their reading and checking; every choice among
+//! named alternatives (device, optimizer, model, health policy, schedule) is an enum, so
+//! a wrong name is an error naming the field and the valid values when the file is read.
+//! Building the run is in `build.rs` and `data.rs`, rebuilding it from a checkpoint in
+//! `resume.rs`.
+//!
 //! The resolved config is written to `RUN_DIR/config.json` and into every checkpoint,
 //! which is what lets `Trainer::resume(path)` rebuild the run with nothing else.
 
+mod build;
+mod data;
+mod defaults;
+mod device;
 mod resume;
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::callbacks::{
-    CsvLogger, EarlyStopping, HealthCheck, HealthPolicy, Progress, TensorBoard,
-};
-use crate::data_loaders::array::DType as ArrayDType;
-use crate::data_loaders::csv_file::{parse_csv, read_csv, CsvOptions, LabelColumn};
-use crate::data_loaders::{AutoData, DataInfo, DataLoader, InMemoryData};
+use crate::callbacks::HealthPolicy;
 use crate::error::{Error, IoContext, Result};
-use crate::model::{Mlp, MlpConfig, Model};
-use crate::optim::{Adam, AdamConfig, AdamW, Sgd, SgdConfig, TrainOptimizer};
-use crate::rng::{RngStream, StreamId};
-use crate::trainer::{TrainConfig, Trainer};
+use crate::trainer::TrainConfig;
 
-/// The UCI optical digits set (1797 x 64 pixels 0-16, label last), embedded in the binary.
-pub const DIGITS_CSV_GZ: &[u8] =
-    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.csv.gz"));
+pub use data::DIGITS_CSV_GZ;
+pub use device::{DeviceSpec, DEVICE_VALUES};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobConfig {
     pub name: String,
-    /// `cpu`, `cuda:N` or `auto` (CUDA when built with it and present).
-    pub device: String,
+    /// `cpu`, `cuda:N` (`cuda`: `cuda:0`) or `auto` (CUDA when built with it and present).
+    pub device: DeviceSpec,
     /// CPU threads for candle's kernels; 0 picks the default (see `cli::default_threads`).
     pub threads: usize,
     pub data: DataConfig,
@@ -57,8 +58,9 @@ pub struct LoggingConfig {
     pub histogram_every: u64,
     /// Progress bar / lines and one line per validation.
     pub progress: bool,
-    /// Stop on NaN/Inf loss, gradients or weights (`stop`), skip the update (`skip`) or `warn`.
-    pub health: String,
+    /// On NaN/Inf loss, gradients or weights: `stop` with a checkpoint, `skip` the
+    /// update, or `warn`.
+    pub health: HealthPolicy,
 }
 
 impl Default for LoggingConfig {
@@ -68,7 +70,7 @@ impl Default for LoggingConfig {
             tensorboard: true,
             histogram_every: 100,
             progress: true,
-            health: "stop".into(),
+            health: HealthPolicy::Stop,
         }
     }
 }
@@ -116,52 +118,6 @@ pub struct DataConfig {
     pub scale: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ModelConfig {
-    /// Only `mlp` for now.
-    pub kind: String,
-    pub hidden: Vec<usize>,
-    pub dropout: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OptimizerConfig {
-    /// `adamw`, `adam` or `sgd`.
-    pub kind: String,
-    pub lr: f64,
-    pub weight_decay: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub momentum: f64,
-    pub dampening: f64,
-    pub nesterov: bool,
-}
-
-impl Default for JobConfig {
-    fn default() -> Self {
-        Self {
-            name: "digits-mlp".into(),
-            device: "cpu".into(),
-            threads: 0,
-            data: DataConfig::default(),
-            model: ModelConfig::default(),
-            optimizer: OptimizerConfig::default(),
-            train: TrainConfig {
-                epochs: 15,
-                seed: 7,
-                run_dir: PathBuf::from("runs/digits"),
-                key_metric: "val_accuracy".into(),
-                ..TrainConfig::default()
-            },
-            logging: LoggingConfig::default(),
-            early_stopping: None,
-        }
-    }
-}
-
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
@@ -179,28 +135,173 @@ impl Default for DataConfig {
     }
 }
 
-impl Default for ModelConfig {
+/// The model, by `kind`; a left-out `kind` is `mlp`.
+// `remote = "Self"`: the derives become inherent functions, which the trait impls below
+// wrap to default the tag (serde has no default for an internally tagged enum's tag).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", remote = "Self")]
+pub enum ModelConfig {
+    Mlp(MlpSettings),
+}
+
+/// A multi-layer perceptron; inputs and outputs are sized from the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MlpSettings {
+    /// Widths of the hidden layers.
+    pub hidden: Vec<usize>,
+    pub dropout: f64,
+}
+
+impl Default for MlpSettings {
     fn default() -> Self {
         Self {
-            kind: "mlp".into(),
             hidden: vec![128],
             dropout: 0.2,
         }
     }
 }
 
-impl Default for OptimizerConfig {
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::Mlp(MlpSettings::default())
+    }
+}
+
+/// The optimizer, by `kind`, with the settings of that kind only (`momentum` under
+/// `adamw` is an error); a left-out `kind` is `adamw`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", remote = "Self")]
+pub enum OptimizerConfig {
+    /// Adam with decoupled weight decay.
+    #[serde(rename = "adamw")]
+    AdamW(AdamSettings),
+    /// Adam; `weight_decay` is added to the gradient (L2).
+    #[serde(rename = "adam")]
+    Adam(AdamSettings),
+    /// SGD with optional (Nesterov) momentum, as PyTorch's.
+    #[serde(rename = "sgd")]
+    Sgd(SgdSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdamSettings {
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl Default for AdamSettings {
     fn default() -> Self {
         Self {
-            kind: "adamw".into(),
             lr: 3e-3,
             weight_decay: 1e-4,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SgdSettings {
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+}
+
+impl Default for SgdSettings {
+    fn default() -> Self {
+        Self {
+            lr: 3e-3,
             momentum: 0.9,
             dampening: 0.0,
             nesterov: false,
+            weight_decay: 1e-4,
+        }
+    }
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig::AdamW(AdamSettings::default())
+    }
+}
+
+impl OptimizerConfig {
+    /// The base learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::AdamW(a) | OptimizerConfig::Adam(a) => a.lr,
+            OptimizerConfig::Sgd(s) => s.lr,
+        }
+    }
+
+    pub fn set_lr(&mut self, lr: f64) {
+        match self {
+            OptimizerConfig::AdamW(a) | OptimizerConfig::Adam(a) => a.lr = lr,
+            OptimizerConfig::Sgd(s) => s.lr = lr,
+        }
+    }
+}
+
+/// `{"kind": KIND}`: the tag a tagged section takes when it is left out.
+fn default_kind(kind: &str) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::Map::from_iter([("kind".to_string(), kind.into())])
+}
+
+/// Forwards a trait impl to the inherent functions that `remote = "Self"` derives.
+macro_rules! tagged_with_default_kind {
+    ($ty:ident, $kind:literal) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                $ty::serialize(self, s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                /// The derived deserializer, which wants the tag.
+                struct Derived($ty);
+                impl<'de> Deserialize<'de> for Derived {
+                    fn deserialize<D: Deserializer<'de>>(
+                        d: D,
+                    ) -> std::result::Result<Self, D::Error> {
+                        $ty::deserialize(d).map(Derived)
+                    }
+                }
+                defaults::with_defaults::<D, Derived>(d, default_kind($kind)).map(|d| d.0)
+            }
+        }
+    };
+}
+tagged_with_default_kind!(ModelConfig, "mlp");
+tagged_with_default_kind!(OptimizerConfig, "adamw");
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        Self {
+            name: "digits-mlp".into(),
+            device: DeviceSpec::Cpu,
+            threads: 0,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            train: TrainConfig {
+                epochs: 15,
+                seed: 7,
+                run_dir: PathBuf::from("runs/digits"),
+                key_metric: "val_accuracy".into(),
+                ..TrainConfig::default()
+            },
+            logging: LoggingConfig::default(),
+            early_stopping: None,
         }
     }
 }
@@ -212,32 +313,41 @@ impl JobConfig {
         Self::from_json_str(&text, path)
     }
 
+    /// Parses and checks a JSON job config; `origin` names it in errors, which also
+    /// name the field (`optimizer.kind: unknown variant ...`).
     pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
-        let job: JobConfig = serde_json::from_str(text).map_err(|source| Error::ConfigJson {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let job: JobConfig =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| config_error(origin, e))?;
+        de.end().map_err(|source| Error::ConfigJson {
             path: origin.to_path_buf(),
             source,
         })?;
-        job.validate()?;
+        job.validate().map_err(|e| match e {
+            Error::Config { field, reason } => Error::ConfigJson {
+                path: origin.to_path_buf(),
+                source: serde_json::Error::custom(format!("{field}: {reason}")),
+            },
+            other => other,
+        })?;
         Ok(job)
     }
 
+    /// The resolved config as pretty JSON; [`JobConfig::from_json_str`] reads it back
+    /// to an equal config.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
     /// Rejects values that cannot work, naming the field.
     pub fn validate(&self) -> Result<()> {
-        let positive = |field: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(Error::config(
-                    field,
-                    format!("{v} must be a positive number"),
-                ))
-            }
-        };
-        positive("optimizer.lr", self.optimizer.lr)?;
+        let lr = self.optimizer.lr();
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::config(
+                "optimizer.lr",
+                format!("{lr} must be a positive number"),
+            ));
+        }
         if self.train.epochs == 0 {
             return Err(Error::config("train.epochs", "must be at least 1"));
         }
@@ -250,288 +360,23 @@ impl JobConfig {
                 format!("{} is not in [0, 1)", self.data.val_fraction),
             ));
         }
-        if !["adamw", "adam", "sgd"].contains(&self.optimizer.kind.as_str()) {
-            return Err(Error::config(
-                "optimizer.kind",
-                format!("{:?} is not one of adamw, adam, sgd", self.optimizer.kind),
-            ));
-        }
-        if self.model.kind != "mlp" {
-            return Err(Error::config(
-                "model.kind",
-                format!("{:?} is not one of: mlp", self.model.kind),
-            ));
-        }
-        parse_device(&self.device)?;
-        health_policy(&self.logging.health)?;
-        Ok(())
-    }
-
-    /// The digits set or a CSV file: numeric, no header row, a class index (an integer
-    /// literal) in the last column.
-    fn load_data(&self) -> Result<InMemoryData> {
-        let opts = CsvOptions {
-            has_header: Some(false),
-            label_column: LabelColumn::Last,
-            delimiter: b',',
-        };
-        let (name, (features, labels)) = if self.data.source == "digits" {
-            let origin = Path::new("assets/digits.csv.gz");
-            ("digits", parse_csv(DIGITS_CSV_GZ, origin, opts)?)
-        } else {
-            let path = Path::new(&self.data.source);
-            (self.data.source.as_str(), read_csv(path, opts)?)
-        };
-        let labels = match labels {
-            Some(l) if l.dtype == ArrayDType::I64 => l.to_u32_labels()?,
-            _ => {
-                return Err(Error::Data(format!(
-                    "{name}: the last column must hold class indices (integers)"
-                )))
-            }
-        };
-        let mut values = Vec::new();
-        features.range_f32(0, features.num_samples(), &mut values);
-        let scale = self.data.scale;
-        values.iter_mut().for_each(|v| *v *= scale);
-        let num_classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
-        InMemoryData::classification(
-            name,
-            values,
-            features.sample_shape().to_vec(),
-            labels,
-            num_classes,
-        )
-    }
-
-    /// Whether `data.source` is read into memory (digits, CSV) rather than by AutoData.
-    fn in_memory_source(&self) -> bool {
-        let s = &self.data.source;
-        s == "digits" || ((s.ends_with(".csv") || s.ends_with(".csv.gz")) && Path::new(s).is_file())
-    }
-
-    /// An AutoData loader over `source` (optionally one `file` of it).
-    fn auto_data(
-        &self,
-        source: &str,
-        file: Option<&str>,
-        batch_size: usize,
-        shuffle: bool,
-    ) -> Result<AutoData> {
-        let path = Path::new(source);
-        let mut b = if path.is_dir() {
-            AutoData::from_dir(path)?
-        } else {
-            AutoData::from_file(path)?
-        };
-        if let Some(f) = file {
-            b = b.file(f);
-        }
-        b = b
-            .batch_size(batch_size)
-            .shuffle(shuffle)
-            .drop_last(self.data.drop_last)
-            .seed(self.train.seed);
-        let scale = self.data.scale as f64;
-        if scale != 1.0 {
-            b = b.preprocessor(move |x: Tensor, y: Tensor| -> Result<(Tensor, Tensor)> {
-                Ok(((x.to_dtype(candle_core::DType::F32)? * scale)?, y))
-            });
-        }
-        b.build()
-    }
-
-    /// The train and validation loaders, and what the train data looks like.
-    fn loaders(&self) -> Result<Loaders> {
-        if self.in_memory_source() {
-            let data = self.load_data()?;
-            let info = data.info();
-            let (train, val) = data.split(self.data.val_fraction, self.train.seed)?;
-            let val: Option<Box<dyn DataLoader>> = if val.num_samples() > 0 {
-                Some(Box::new(val))
-            } else {
-                None
-            };
-            return Ok(Loaders {
-                train: Box::new(train),
-                val,
-                info,
-            });
-        }
-        let d = &self.data;
-        let train = self.auto_data(&d.source, d.file.as_deref(), d.batch_size, d.shuffle)?;
-        let info = train.info();
-        let val_source = match (&self.data.val_source, &self.data.val_file) {
-            (Some(s), _) => Some(s.as_str()),
-            (None, Some(_)) => Some(self.data.source.as_str()),
-            (None, None) if self.data.val_fraction > 0.0 => {
-                return Err(Error::config(
-                    "data.val_source",
-                    format!(
-                        "{} is read by AutoData, which does not split off validation data: \
-                         set data.val_source (or data.val_file), or data.val_fraction to 0",
-                        self.data.source
-                    ),
-                ))
-            }
-            (None, None) => None,
-        };
-        let val: Option<Box<dyn DataLoader>> = match val_source {
-            Some(s) => {
-                let batch = d.val_batch_size.unwrap_or(d.batch_size);
-                Some(Box::new(self.auto_data(
-                    s,
-                    d.val_file.as_deref(),
-                    batch,
-                    false,
-                )?))
-            }
-            None => None,
-        };
-        Ok(Loaders {
-            train: Box::new(train),
-            val,
-            info,
-        })
-    }
-
-    /// Builds the data, model, optimizer and trainer this config describes.
-    pub fn build_trainer(&self) -> Result<Trainer> {
-        self.validate()?;
-        let device = parse_device(&self.device)?;
-        let Loaders { train, val, info } = self.loaders()?;
-        let mut init = RngStream::new(self.train.seed, StreamId::Init);
-        let model = Mlp::new(
-            MlpConfig {
-                inputs: info.sample_shape.iter().product(),
-                hidden: self.model.hidden.clone(),
-                outputs: info.num_classes.unwrap_or(1),
-                dropout: self.model.dropout as f32,
-            },
-            &mut init,
-            &device,
-        )?;
-        let o = &self.optimizer;
-        let adam = AdamConfig {
-            lr: o.lr,
-            beta1: o.beta1,
-            beta2: o.beta2,
-            eps: o.eps,
-            weight_decay: o.weight_decay,
-        };
-        let optimizer: Box<dyn TrainOptimizer> = match o.kind.as_str() {
-            "adam" => Box::new(Adam::from_varmap(model.varmap(), adam)),
-            "sgd" => Box::new(Sgd::from_varmap(
-                model.varmap(),
-                SgdConfig {
-                    lr: o.lr,
-                    momentum: o.momentum,
-                    dampening: o.dampening,
-                    nesterov: o.nesterov,
-                    weight_decay: o.weight_decay,
-                },
-            )),
-            _ => Box::new(AdamW::from_varmap(model.varmap(), adam)),
-        };
-        let mut builder = Trainer::builder_boxed(Box::new(model), optimizer)
-            .boxed_data(train, val)
-            .config(self.train.clone())
-            .batch_size(self.data.batch_size)
-            .shuffle(self.data.shuffle)
-            .drop_last(self.data.drop_last)
-            .device(device)
-            .init_rng(init)
-            .name(self.name.clone())
-            .job_config(
-                serde_json::to_value(self).map_err(|e| Error::config("job", e.to_string()))?,
-            );
-        if let Some(n) = self.data.val_batch_size {
-            builder = builder.val_batch_size(n);
-        }
-        let mut trainer = builder.build()?;
-        self.add_callbacks(&mut trainer)?;
-        Ok(trainer)
-    }
-
-    /// The built-in callbacks this job asks for, in a fixed order (their saved state is
-    /// matched by name on resume).
-    fn add_callbacks(&self, trainer: &mut Trainer) -> Result<()> {
-        let dir = &self.train.run_dir;
-        let l = &self.logging;
-        trainer.add_callback(HealthCheck::new(health_policy(&l.health)?))?;
-        if let Some(es) = &self.early_stopping {
-            trainer.add_callback(
-                EarlyStopping::new(&es.monitor)
-                    .patience(es.patience)
-                    .min_delta(es.min_delta)
-                    .warmup(es.warmup),
-            )?;
-        }
-        if l.csv {
-            trainer.add_callback(CsvLogger::new(dir.join("logs")))?;
-        }
-        if l.tensorboard {
-            trainer.add_callback(
-                TensorBoard::new(dir.join("tensorboard"))
-                    .histogram_every(l.histogram_every)
-                    .text("config", self.to_json()),
-            )?;
-        }
-        if l.progress {
-            trainer.add_callback(Progress::new(self.train.epochs))?;
-        }
-        Ok(())
+        self.device.check()
     }
 }
 
-fn health_policy(name: &str) -> Result<HealthPolicy> {
-    match name {
-        "stop" => Ok(HealthPolicy::Stop),
-        "skip" => Ok(HealthPolicy::Skip),
-        "warn" => Ok(HealthPolicy::Warn),
-        other => Err(Error::config(
-            "logging.health",
-            format!("{other:?} is not one of stop, skip, warn"),
-        )),
-    }
-}
-
-/// The data a job trains and validates on.
-struct Loaders {
-    train: Box<dyn DataLoader>,
-    val: Option<Box<dyn DataLoader>>,
-    /// What the train data looks like (sizes the model).
-    info: DataInfo,
-}
-
-/// `cpu`, `cuda:N`, `cuda` or `auto`.
-pub fn parse_device(spec: &str) -> Result<Device> {
-    match spec {
-        "cpu" => Ok(Device::Cpu),
-        "auto" => Ok(Device::cuda_if_available(0)?),
-        s if s == "cuda" || s.starts_with("cuda:") => {
-            let n: usize = s
-                .strip_prefix("cuda:")
-                .unwrap_or("0")
-                .parse()
-                .map_err(|_| {
-                    Error::config(
-                        "device",
-                        format!("{s:?}: expected cuda:N with N a GPU index"),
-                    )
-                })?;
-            if !candle_core::utils::cuda_is_available() {
-                return Err(Error::config(
-                    "device",
-                    format!("{s}: this build has no CUDA support (rebuild with --features cuda)"),
-                ));
-            }
-            Device::new_cuda(n).map_err(|e| Error::config("device", format!("{s}: {e}")))
-        }
-        other => Err(Error::config(
-            "device",
-            format!("{other:?} is not one of cpu, cuda:N, auto"),
-        )),
+/// A deserialization error as one line: the file, the field path, serde's message
+/// (which lists the valid values of an enum) and the position.
+fn config_error(origin: &Path, e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let source = if path == "." {
+        inner
+    } else {
+        serde_json::Error::custom(format!("{path}: {inner}"))
+    };
+    Error::ConfigJson {
+        path: origin.to_path_buf(),
+        source,
     }
 }
 
@@ -540,11 +385,9 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 /// epochs (seed 7, `runs/digits`, `val_accuracy`), exactly as `--epochs 60` is.
 fn train_over_job_defaults<'de, D>(deserializer: D) -> std::result::Result<TrainConfig, D::Error>
 where
-    D: serde::Deserializer<'de>,
+    D: Deserializer<'de>,
 {
-    use serde::de::Error as _;
-    let given = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-    let mut merged = match serde_json::to_value(JobConfig::default().train) {
+    let defaults = match serde_json::to_value(JobConfig::default().train) {
         Ok(serde_json::Value::Object(map)) => map,
         _ => {
             return Err(D::Error::custom(
@@ -552,6 +395,5 @@ where
             ))
         }
     };
-    merged.extend(given);
-    serde_json::from_value(serde_json::Value::Object(merged)).map_err(D::Error::custom)
+    defaults::with_defaults(deserializer, defaults)
 }

@@ -1,6 +1,8 @@
-//! Resuming a run that was built from a job config: the config saved in the checkpoint
-//! rebuilds the trainer, then the checkpoint is loaded into it. It lives with the job
-//! builder (not the trainer) because only the job layer knows how to build from a config.
+//! Rebuilding a run from its checkpoint: the job config saved in it describes the run.
+//!
+//! These are `Trainer` functions, but they live with the job configs so the trainer
+//! layer does not depend on this one (an inherent impl may sit in any module of the
+//! crate).
 
 use std::path::Path;
 
@@ -18,15 +20,23 @@ impl Trainer {
 
     /// Rebuilds a run described by a job config from a checkpoint already loaded.
     pub fn from_checkpoint(ckpt: LoadedCheckpoint) -> Result<Trainer> {
-        let json = ckpt.meta.job_config.clone().ok_or_else(|| Error::NotACheckpoint {
-            path: ckpt.dir.clone(),
-            reason: "the run was built in code, not from a job config: build the trainer the same way with `.resume_from(dir)`".into(),
-        })?;
-        let mut job = JobConfig::from_json_str(&json, &ckpt.dir.join(checkpoint::STATE_FILE))?;
+        let mut job = JobConfig::from_checkpoint(&ckpt)?;
         // The run directory may have moved since; it is where the checkpoint is now.
         job.train.run_dir = checkpoint::run_dir_of(&ckpt.dir);
         let mut trainer = job.build_trainer()?;
         trainer.apply_checkpoint(ckpt)?;
         Ok(trainer)
+    }
+}
+
+impl JobConfig {
+    /// The job config saved in a checkpoint.
+    pub fn from_checkpoint(ckpt: &LoadedCheckpoint) -> Result<JobConfig> {
+        let json = ckpt.meta.job_config.as_deref().ok_or_else(|| Error::NotACheckpoint {
+            path: ckpt.dir.clone(),
+            reason: "the run was built in code, not from a job config: build the trainer the same way with `.resume_from(dir)`".into(),
+        })?;
+        let origin = ckpt.dir.join(checkpoint::STATE_FILE);
+        JobConfig::from_json_str(json, &origin)
     }
 }

@@ -95,7 +95,7 @@ fn early_stopping_job(dir: &std::path::Path) -> deeptrain::JobConfig {
     let mut job = small_job(dir);
     job.train.epochs = 40;
     job.train.validate_every = Every::Epochs(1);
-    job.optimizer.lr = 0.05; // noisy enough that val_loss stops improving early
+    job.optimizer.set_lr(0.05); // noisy enough that val_loss stops improving early
     job.early_stopping = Some(EarlyStoppingConfig {
         monitor: "val_loss".into(),
         patience: 2,
@@ -228,7 +228,7 @@ fn poison_weights_at(trainer: &mut Trainer, batch: u64) {
 fn health_check_stops_on_nan_with_a_checkpoint() {
     let dir = scratch("health-stop");
     let mut job = small_job(&dir);
-    job.logging.health = "stop".into();
+    job.logging.health = HealthPolicy::Stop;
     let mut trainer = job.build_trainer().unwrap();
     poison_weights_at(&mut trainer, 3);
     let outcome = trainer.fit().unwrap();
@@ -249,7 +249,7 @@ fn health_check_skip_policy_skips_updates_with_bad_gradients() {
     // Once the output bias is NaN every loss is NaN and every update is skipped; the
     // run goes on (and validation records the damage) instead of stopping.
     let mut job = small_job(&dir);
-    job.logging.health = "skip".into();
+    job.logging.health = HealthPolicy::Skip;
     let mut trainer = job.build_trainer().unwrap();
     poison_weights_at(&mut trainer, 3);
     assert_eq!(trainer.fit().unwrap(), Outcome::Finished);
@@ -261,7 +261,7 @@ fn health_check_skip_policy_skips_updates_with_bad_gradients() {
     assert!(trainer.state.val_history.metrics["val_loss"][4].is_nan());
     // A health check registered by hand with the same policy behaves the same.
     let mut manual = small_job(&scratch("health-skip-manual"));
-    manual.logging.health = "warn".into();
+    manual.logging.health = HealthPolicy::Warn;
     let mut t = manual.build_trainer().unwrap();
     t.add_callback(HealthCheck::new(HealthPolicy::Skip).named("health_check_skip"))
         .unwrap();
@@ -406,7 +406,7 @@ fn reduce_on_plateau_rate_survives_resume() {
         let mut job = small_job(dir);
         job.train.epochs = 6;
         job.train.validate_every = Every::Epochs(1);
-        job.optimizer.lr = 0.05;
+        job.optimizer.set_lr(0.05);
         let mut t = job.build_trainer().unwrap();
         t.add_callback(ReduceLrOnPlateau::new("val_loss").patience(1).factor(0.5))
             .unwrap();
@@ -438,7 +438,7 @@ fn reduce_on_plateau_rate_survives_resume() {
     let mut job = small_job(&dir);
     job.train.epochs = 6;
     job.train.validate_every = Every::Epochs(1);
-    job.optimizer.lr = 0.05;
+    job.optimizer.set_lr(0.05);
     let mut t = job.build_trainer().unwrap();
     t.add_callback(ReduceLrOnPlateau::new("val_loss").patience(1).factor(0.5))
         .unwrap();

@@ -552,3 +552,141 @@ fn a_closed_stdout_never_stops_a_run() {
     let out = child.wait_with_output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+/// The subcommands, each with the options its `--help` must list.
+const SUBCOMMANDS: [(&str, &[&str]); 5] = [
+    (
+        "train",
+        &["--run-dir", "--epochs", "--seed", "--device", "--threads"],
+    ),
+    ("resume", &["--threads"]),
+    ("inspect", &["--json"]),
+    ("report", &["--output"]),
+    (
+        "data",
+        &[
+            "--batch-size",
+            "--shuffle",
+            "--shuffle-samples",
+            "--seed",
+            "--drop-last",
+            "--labels",
+            "--file",
+            "--format",
+            "--json",
+        ],
+    ),
+];
+
+#[test]
+fn every_subcommand_has_help_that_states_each_default() {
+    let cwd = scratch("cli-help");
+    for (sub, options) in SUBCOMMANDS {
+        let ran = run_ok(&cwd, &[sub, "--help"]);
+        assert!(
+            ran.stdout.contains(&format!("Usage: deeptrain {sub}")),
+            "{ran}"
+        );
+        assert!(ran.stderr.is_empty(), "{ran}");
+        for opt in options {
+            let line = ran
+                .stdout
+                .lines()
+                .find(|l| l.trim_start().starts_with(opt) || l.contains(&format!(", {opt}")))
+                .unwrap_or_else(|| panic!("{sub} --help does not list {opt}:\n{ran}"));
+            // Help text of one option may continue on the next lines (long help).
+            let rest: String = ran
+                .stdout
+                .lines()
+                .skip_while(|l| *l != line)
+                .take_while(|l| *l == line || !l.trim_start().starts_with('-'))
+                .collect();
+            assert!(
+                rest.contains("[default: "),
+                "{sub} {opt}: no default:\n{ran}"
+            );
+        }
+    }
+    // The top level lists every subcommand; `help SUB` is `SUB --help`.
+    let top = run_ok(&cwd, &["--help"]);
+    for (sub, _) in SUBCOMMANDS {
+        assert!(top.stdout.contains(&format!("  {sub} ")), "{top}");
+    }
+    let help_train = run_ok(&cwd, &["help", "train"]);
+    assert!(
+        help_train.stdout.contains("Usage: deeptrain train"),
+        "{help_train}"
+    );
+    // Nothing of that trained anything.
+    assert!(!cwd.join("runs").exists());
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let cwd = scratch("cli-version");
+    let ran = run_ok(&cwd, &["--version"]);
+    assert_eq!(
+        ran.stdout.trim(),
+        format!("deeptrain {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_naming_the_argument() {
+    let cwd = scratch("cli-usage");
+    // Flags of other subcommands.
+    for (args, named) in [
+        (&["train", "--json"][..], "--json"),
+        (&["train", "--labels", "x"][..], "--labels"),
+        (&["train", "-o", "foo"][..], "-o"),
+        (&["inspect", "R", "--shuffle"][..], "--shuffle"),
+        (&["resume", "R", "--epochs", "3"][..], "--epochs"),
+        (&["data", "D", "--run-dir", "x"][..], "--run-dir"),
+    ] {
+        let msg = run_err(&cwd, args, 2);
+        assert!(msg.contains(named), "{args:?}: {msg}");
+    }
+    let msg = run_err(&cwd, &["frobnicate"], 2);
+    assert!(msg.contains("frobnicate"), "{msg}");
+    let msg = run_err(&cwd, &["train", "a.json", "b.json"], 2);
+    assert!(msg.contains("b.json"), "{msg}");
+    let msg = run_err(&cwd, &["resume"], 2);
+    assert!(msg.contains("PATH"), "{msg}");
+    let msg = run_err(&cwd, &["train", "--epochs=0"], 2);
+    assert!(msg.contains("--epochs"), "{msg}");
+    let msg = run_err(&cwd, &["train", "--device", "gpu"], 2);
+    assert!(msg.contains("--device") && msg.contains("cuda:N"), "{msg}");
+    let msg = run_err(&cwd, &["train", "--threads", "-1"], 2);
+    assert!(msg.contains("-1"), "{msg}");
+    // A config's errors are the config's: exit 1, naming file, field and valid values.
+    std::fs::write(cwd.join("kind.json"), r#"{"optimizer": {"kind": "adamx"}}"#).unwrap();
+    let msg = run_err(&cwd, &["train", "kind.json"], 1);
+    for part in ["kind.json", "optimizer.kind", "adamx", "adamw", "sgd"] {
+        assert!(msg.contains(part), "{msg}");
+    }
+    assert!(!cwd.join("runs").exists());
+}
+
+#[test]
+fn equals_form_options_and_no_command() {
+    let cwd = scratch("cli-equals");
+    let ran = run_ok(&cwd, &["train", "--epochs=1", "--run-dir=E", "--seed=3"]);
+    assert!(ran.stdout.contains("run directory: E\n"), "{ran}");
+    let j = inspect_json(&cwd, "E");
+    assert_eq!(j["epoch"], 1, "{j}");
+    assert_eq!(j["finished"], Value::Bool(true), "{j}");
+    let config = JobConfig::from_file(&cwd.join("E/config.json")).unwrap();
+    assert_eq!((config.train.epochs, config.train.seed), (1, 3));
+    let out = cwd.join("r.png");
+    let ran = run_ok(
+        &cwd,
+        &["report", "E", &format!("--output={}", out.display())],
+    );
+    assert_eq!(ran.stdout.trim(), out.display().to_string());
+    assert!(out.is_file());
+
+    // No command at all is `train`: the default job.
+    let ran = run_ok(&cwd, &[]);
+    assert!(ran.stdout.contains("run directory: runs/digits\n"), "{ran}");
+    assert_eq!(inspect_json(&cwd, "runs/digits")["epoch"], 15);
+}

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use deeptrain::checkpoint;
+use deeptrain::job::{MlpSettings, ModelConfig};
 use deeptrain::trainer::Every;
 use deeptrain::{JobConfig, Stage, TrainState, Trainer};
 
@@ -23,7 +24,10 @@ pub fn small_job(run_dir: &Path) -> JobConfig {
     let mut job = JobConfig::default();
     job.data.batch_size = 64;
     job.data.val_batch_size = Some(128);
-    job.model.hidden = vec![32];
+    job.model = ModelConfig::Mlp(MlpSettings {
+        hidden: vec![32],
+        ..MlpSettings::default()
+    });
     job.train.epochs = 2;
     job.train.seed = 11;
     job.train.validate_every = Every::Batches(10);

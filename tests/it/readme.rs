@@ -41,3 +41,26 @@ fn readme_job_config_parses_with_every_field_it_shows() {
     ));
     assert_eq!(job.early_stopping.unwrap().patience, 5);
 }
+
+#[test]
+fn readme_shows_the_real_help() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for args in [&["--help"][..], &["train", "--help"][..]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_deeptrain"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let shown = format!(
+            "$ deeptrain {}\n{}```",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            readme.contains(&shown),
+            "README.md does not show the output of `deeptrain {}`:\n{shown}",
+            args.join(" ")
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The data a job trains and validates on: the embedded digits set or a CSV file read
+//! into memory and split, or AutoData loaders over a directory or file.
+
+use std::path::Path;
+
+use candle_core::Tensor;
+
+use super::JobConfig;
+use crate::data_loaders::array::DType as ArrayDType;
+use crate::data_loaders::csv_file::{parse_csv, read_csv, CsvOptions, LabelColumn};
+use crate::data_loaders::{AutoData, DataInfo, DataLoader, InMemoryData};
+use crate::error::{Error, Result};
+
+/// The UCI optical digits set (1797 x 64 pixels 0-16, label last), embedded in the binary.
+pub const DIGITS_CSV_GZ: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.csv.gz"));
+
+/// The data a job trains and validates on.
+pub(super) struct Loaders {
+    pub train: Box<dyn DataLoader>,
+    pub val: Option<Box<dyn DataLoader>>,
+    /// What the train data looks like (sizes the model).
+    pub info: DataInfo,
+}
+
+impl JobConfig {
+    /// The digits set or a CSV file: numeric, no header row, a class index (an integer
+    /// literal) in the last column.
+    fn load_data(&self) -> Result<InMemoryData> {
+        let opts = CsvOptions {
+            has_header: Some(false),
+            label_column: LabelColumn::Last,
+            delimiter: b',',
+        };
+        let (name, (features, labels)) = if self.data.source == "digits" {
+            let origin = Path::new("assets/digits.csv.gz");
+            ("digits", parse_csv(DIGITS_CSV_GZ, origin, opts)?)
+        } else {
+            let path = Path::new(&self.data.source);
+            (self.data.source.as_str(), read_csv(path, opts)?)
+        };
+        let labels = match labels {
+            Some(l) if l.dtype == ArrayDType::I64 => l.to_u32_labels()?,
+            _ => {
+                return Err(Error::Data(format!(
+                    "{name}: the last column must hold class indices (integers)"
+                )))
+            }
+        };
+        let mut values = Vec::new();
+        features.range_f32(0, features.num_samples(), &mut values);
+        let scale = self.data.scale;
+        values.iter_mut().for_each(|v| *v *= scale);
+        let num_classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
+        InMemoryData::classification(
+            name,
+            values,
+            features.sample_shape().to_vec(),
+            labels,
+            num_classes,
+        )
+    }
+
+    /// Whether `data.source` is read into memory (digits, CSV) rather than by AutoData.
+    fn in_memory_source(&self) -> bool {
+        let s = &self.data.source;
+        s == "digits" || ((s.ends_with(".csv") || s.ends_with(".csv.gz")) && Path::new(s).is_file())
+    }
+
+    /// An AutoData loader over `source` (optionally one `file` of it).
+    fn auto_data(
+        &self,
+        source: &str,
+        file: Option<&str>,
+        batch_size: usize,
+        shuffle: bool,
+    ) -> Result<AutoData> {
+        let path = Path::new(source);
+        let mut b = if path.is_dir() {
+            AutoData::from_dir(path)?
+        } else {
+            AutoData::from_file(path)?
+        };
+        if let Some(f) = file {
+            b = b.file(f);
+        }
+        b = b
+            .batch_size(batch_size)
+            .shuffle(shuffle)
+            .drop_last(self.data.drop_last)
+            .seed(self.train.seed);
+        let scale = self.data.scale as f64;
+        if scale != 1.0 {
+            b = b.preprocessor(move |x: Tensor, y: Tensor| -> Result<(Tensor, Tensor)> {
+                Ok(((x.to_dtype(candle_core::DType::F32)? * scale)?, y))
+            });
+        }
+        b.build()
+    }
+
+    /// The train and validation loaders, and what the train data looks like.
+    pub(super) fn loaders(&self) -> Result<Loaders> {
+        if self.in_memory_source() {
+            let data = self.load_data()?;
+            let info = data.info();
+            let (train, val) = data.split(self.data.val_fraction, self.train.seed)?;
+            let val: Option<Box<dyn DataLoader>> = if val.num_samples() > 0 {
+                Some(Box::new(val))
+            } else {
+                None
+            };
+            return Ok(Loaders {
+                train: Box::new(train),
+                val,
+                info,
+            });
+        }
+        let d = &self.data;
+        let train = self.auto_data(&d.source, d.file.as_deref(), d.batch_size, d.shuffle)?;
+        let info = train.info();
+        let val_source = match (&d.val_source, &d.val_file) {
+            (Some(s), _) => Some(s.as_str()),
+            (None, Some(_)) => Some(d.source.as_str()),
+            (None, None) if d.val_fraction > 0.0 => {
+                return Err(Error::config(
+                    "data.val_source",
+                    format!(
+                        "{} is read by AutoData, which does not split off validation data: \
+                         set data.val_source (or data.val_file), or data.val_fraction to 0",
+                        d.source
+                    ),
+                ))
+            }
+            (None, None) => None,
+        };
+        let val: Option<Box<dyn DataLoader>> = match val_source {
+            Some(s) => {
+                let batch = d.val_batch_size.unwrap_or(d.batch_size);
+                Some(Box::new(self.auto_data(
+                    s,
+                    d.val_file.as_deref(),
+                    batch,
+                    false,
+                )?))
+            }
+            None => None,
+        };
+        Ok(Loaders {
+            train: Box::new(train),
+            val,
+            info,
+        })
+    }
+}
