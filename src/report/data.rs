@@ -1,5 +1,5 @@
 //! What goes into `report.png`: the train state and run description, laid out for the
-//! renderer in `report.rs`. Reading only, so rendering never changes a run.
+//! renderer in `mod.rs`. Reading only, so rendering never changes a run.
 
 use super::{BestMarker, ReportData, Series};
 use crate::checkpoint::{RunInfo, SaveReason};

@@ -9,10 +9,12 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
-use crate::report::{
-    fit_text, fmt_value, font, padded, text_at, text_width, tick_formatter, write_png_atomic, Area,
-    ReportError, ACCENT, ALERT, INK, MUTED, RULE,
-};
+use super::axes::padded;
+use super::numbers::{fmt_value, tick_formatter};
+use super::png::write_png;
+use super::style::{ACCENT, ALERT, INK, MUTED, RULE};
+use super::text::{fit_text, font, one_line, text_at, text_width};
+use super::{draw_rgb, Area, ReportError};
 
 const WIDTH: u32 = 1800;
 const TITLE_H: i32 = 76;
@@ -28,7 +30,7 @@ const BAR: RGBColor = RGBColor(31, 119, 180);
 ///
 /// Non-finite values are skipped and counted in each subplot's caption, so a NaN
 /// gradient is visible instead of silently breaking the bins. `bins` is clamped to
-/// 1..=512. Written atomically (temp file + rename), like [`crate::report::render_report`].
+/// 1..=512. Written atomically (temp file, sync, rename), like [`crate::report::render_report`].
 pub fn render_histograms(
     title: &str,
     layers: &[(String, Vec<f32>)],
@@ -40,9 +42,11 @@ pub fn render_histograms(
     let rows = shown.len().div_ceil(cols).max(1);
     let height = (TITLE_H + rows as i32 * CELL_H + MARGIN) as u32;
     let bins = bins.clamp(1, MAX_BINS);
-    write_png_atomic(path, (WIDTH, height), |root| {
+    let size = (WIDTH, height);
+    let pixels = draw_rgb(size, |root| {
         draw_grid(root, title, shown, layers.len(), bins, cols)
-    })
+    })?;
+    write_png(path, size, &pixels)
 }
 
 /// Wide cells read better than tall ones for value distributions: aim for about
@@ -145,11 +149,7 @@ fn draw_grid(
     } else {
         title
     };
-    let title = fit_text(
-        &title_style,
-        &crate::report::one_line(title),
-        w - 2 * MARGIN,
-    )?;
+    let title = fit_text(&title_style, &one_line(title), w - 2 * MARGIN)?;
     text_at(root, &title, &title_style, MARGIN, 40, HPos::Left)?;
     let mut sub = format!("{} layers, {bins} bins; x = value, y = count", layers.len());
     if total_layers > layers.len() {
@@ -193,7 +193,7 @@ fn draw_cell(area: &Area, name: &str, values: &[f32], bins: usize) -> Result<(),
     let stats = layer_stats(values, bins);
 
     let name_style = font(18.0, ACCENT);
-    let name = fit_text(&name_style, &crate::report::one_line(name), w - 16)?;
+    let name = fit_text(&name_style, &one_line(name), w - 16)?;
     text_at(area, &name, &name_style, 8, 24, HPos::Left)?;
 
     let caption_base = h - 12;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use crate::common::{scratch, small_job, state_bytes};
 use deeptrain::callbacks::HistogramFigures;
-use deeptrain::checkpoint::RunInfo;
-use deeptrain::report::data::report_data;
-use deeptrain::report::render_report;
+use deeptrain::checkpoint::{RunInfo, SaveReason};
+use deeptrain::report::data::{report_data, status_line};
+use deeptrain::report::{render_report, render_state_report};
 use deeptrain::{Outcome, Stage, Trainer};
 
 /// (width, height, count of non-white pixels, distinct colours) of a PNG file.
@@ -55,6 +55,13 @@ fn rendering_is_deterministic_for_a_fixed_state() {
     trainer.render_report(&a).unwrap();
     trainer.render_report(&b).unwrap();
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    // The one-call chain draws exactly what status_line -> report_data -> render_report does.
+    let (c, d) = (dir.join("c.png"), dir.join("d.png"));
+    let reason = Some(SaveReason::Interrupt);
+    render_state_report(&trainer.state, &trainer.run, reason, &c).unwrap();
+    let status = status_line(&trainer.state, reason);
+    render_report(&report_data(&trainer.state, &trainer.run, &status), &d).unwrap();
+    assert_eq!(std::fs::read(&c).unwrap(), std::fs::read(&d).unwrap());
 }
 
 #[test]
