@@ -86,25 +86,6 @@ pub(super) fn inspect(args: &InspectArgs) -> CliResult {
         status_line(state, Some(ckpt.meta.saved_because))
     );
     outln!("saved because {:?}", ckpt.meta.saved_because);
-    outln!(
-        "epoch {}  global_step {}  batches_fit {}  batches_validated {}  times_validated {}",
-        state.epoch,
-        state.global_step,
-        state.batches_fit,
-        state.batches_validated,
-        state.times_validated
-    );
-    for (k, v) in state.latest_metrics() {
-        outln!("  {k:<16} {v:.6}");
-    }
-    if let Some(b) = &state.best {
-        outln!(
-            "best {} = {:.6} at epoch {} (batches_fit {})",
-            b.metric,
-            b.value,
-            b.epoch,
-            b.batches_fit
-        );
-    }
+    outln!("{}", state.summary(ckpt.meta.run.epochs).trim_end());
     Ok(0)
 }

@@ -8,8 +8,7 @@ use super::CliResult;
 use crate::checkpoint;
 use crate::console::outln;
 use crate::error::Error;
-use crate::report::data::{report_data, status_line};
-use crate::report::render_report;
+use crate::report::render_state_report;
 
 /// Render the state report (report.png) of a run's newest good checkpoint (or of one
 /// checkpoint).
@@ -30,8 +29,8 @@ pub(super) fn report(args: &ReportArgs) -> CliResult {
         .clone()
         .unwrap_or_else(|| ckpt.dir.join("report.png"));
     let meta = &ckpt.meta;
-    let status = status_line(&meta.state, Some(meta.saved_because));
-    render_report(&report_data(&meta.state, &meta.run, &status), &out).map_err(Error::from)?;
+    render_state_report(&meta.state, &meta.run, Some(meta.saved_because), &out)
+        .map_err(Error::from)?;
     outln!("{}", out.display());
     Ok(0)
 }

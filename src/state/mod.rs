@@ -242,6 +242,32 @@ impl TrainState {
         out
     }
 
+    /// The counters, the latest metrics and the best so far, in a few lines (what
+    /// `Trainer::info` and `deeptrain inspect` show); `epochs` is the configured total.
+    pub fn summary(&self, epochs: u64) -> String {
+        let mut out = format!(
+            "epoch {}/{epochs}  global_step {}  batches_fit {}  batches_validated {}  times_validated {}\n",
+            self.epoch,
+            self.global_step,
+            self.batches_fit,
+            self.batches_validated,
+            self.times_validated
+        );
+        let metrics: Vec<String> = self
+            .latest_metrics()
+            .iter()
+            .map(|(k, v)| format!("{k}={v:.4}"))
+            .collect();
+        out += &format!("latest {}\n", metrics.join(" "));
+        if let Some(b) = &self.best {
+            out += &format!(
+                "best {} = {:.4} at epoch {}, batches_fit {}\n",
+                b.metric, b.value, b.epoch, b.batches_fit
+            );
+        }
+        out
+    }
+
     /// Where a stop at this moment would leave the run.
     pub fn interrupt_status(&self) -> InterruptStatus {
         match &self.phase {

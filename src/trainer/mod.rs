@@ -239,29 +239,8 @@ impl Trainer {
             s.learning_rate,
             self.device.location(),
         );
-        out += &format!(
-            "phase {:?}: {}\nepoch {}/{}  global_step {}  batches_fit {}  batches_validated {}  times_validated {}\n",
-            s.phase,
-            s.interrupt_status(),
-            s.epoch,
-            self.config.epochs,
-            s.global_step,
-            s.batches_fit,
-            s.batches_validated,
-            s.times_validated
-        );
-        let metrics: Vec<String> = s
-            .latest_metrics()
-            .iter()
-            .map(|(k, v)| format!("{k}={v:.4}"))
-            .collect();
-        out += &format!("latest {}\n", metrics.join(" "));
-        if let Some(b) = &s.best {
-            out += &format!(
-                "best {} = {:.4} at epoch {}, batches_fit {}\n",
-                b.metric, b.value, b.epoch, b.batches_fit
-            );
-        }
+        out += &format!("phase {:?}: {}\n", s.phase, s.interrupt_status());
+        out += &s.summary(self.config.epochs);
         out
     }
 

@@ -51,7 +51,9 @@ fn library_files() -> Vec<(String, PathBuf)> {
                 "src" => parts[1].clone(),
                 other => other.to_string(),
             };
-            (module != "lib" && module != "main").then_some((module, rel))
+            // Test-only files (`mod tests;` behind `#[cfg(test)]`) are not library code.
+            let test_only = matches!(parts.last().map(String::as_str), Some("tests.rs" | "testing.rs"));
+            (module != "lib" && module != "main" && !test_only).then_some((module, rel))
         })
         .collect()
 }
