@@ -10,10 +10,14 @@ use crate::rng::RngStream;
 /// Targets of an in-memory data set.
 #[derive(Debug, Clone)]
 pub enum Targets {
+    /// Class ids; batches get them as a `u32` tensor of shape `(batch,)`.
     Classes {
+        /// One class id per sample, each below `num_classes`.
         labels: Vec<u32>,
+        /// Number of classes.
         num_classes: usize,
     },
+    /// One f32 regression target per sample; batches get them as shape `(batch,)`.
     Values(Vec<f32>),
 }
 
@@ -21,13 +25,20 @@ pub enum Targets {
 /// index in the epoch (`"0"`, `"1"`, ...).
 #[derive(Debug, Clone)]
 pub struct InMemoryData {
+    /// Name used in errors and as [`DataInfo::files`]; [`split`](Self::split) appends
+    /// `"/train"` and `"/val"`.
     pub name: String,
+    /// All samples' values, row-major: `num_samples() * prod(sample_shape)` of them.
     pub features: Vec<f32>,
+    /// Shape of one sample (empty: one value per sample).
     pub sample_shape: Vec<usize>,
+    /// One target per sample; their count is the number of samples.
     pub targets: Targets,
 }
 
 impl InMemoryData {
+    /// A classification set named `name`. Errors if `features` does not hold
+    /// `labels.len() * prod(sample_shape)` values or a label is not below `num_classes`.
     pub fn classification(
         name: impl Into<String>,
         features: Vec<f32>,
@@ -52,6 +63,7 @@ impl InMemoryData {
         self.sample_shape.iter().product()
     }
 
+    /// Number of samples (the number of targets).
     pub fn num_samples(&self) -> usize {
         match &self.targets {
             Targets::Classes { labels, .. } => labels.len(),
@@ -89,7 +101,9 @@ impl InMemoryData {
         Ok(())
     }
 
-    /// Splits off the last `fraction` of samples (after a seeded shuffle) as a second set.
+    /// Splits off the last `fraction` of samples (after a shuffle seeded by `seed`) as a
+    /// second set: returns `(train, val)`, named `"<name>/train"` and `"<name>/val"`.
+    /// `fraction` must be in `[0, 1)`; the validation size is `round(n * fraction)`.
     pub fn split(self, fraction: f64, seed: u64) -> Result<(Self, Self)> {
         if !(0.0..1.0).contains(&fraction) {
             return Err(Error::config(

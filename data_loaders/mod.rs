@@ -34,7 +34,8 @@ use crate::rng::{RngState, RngStream};
 /// business (`state::DataCursor`), not the loader's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoaderState {
-    /// Samples per batch.
+    /// Samples per batch (at least 1; `plan_epoch` refuses 0). The last batch of an epoch
+    /// may be smaller unless `drop_last`.
     pub batch_size: usize,
     /// Shuffle the order of sets (`AutoData`) or samples (`InMemoryData`) every epoch.
     pub shuffle: bool,
@@ -104,6 +105,7 @@ impl<'a> SetRef<'a> {
 /// One batch ready for the model.
 #[derive(Debug, Clone)]
 pub struct Batch {
+    /// Name of the set this batch was loaded for, as in [`SetRef::name`].
     pub set_name: String,
     /// Inputs, samples on the first axis.
     pub x: Tensor,
@@ -113,6 +115,7 @@ pub struct Batch {
     /// unless a time-series preprocessor cuts it; after the last one the trainer resets
     /// the model's carried state and counts the set as fit.
     pub window: usize,
+    /// Number of windows its set yields (at least 1; `window < windows`).
     pub windows: usize,
 }
 
@@ -128,6 +131,7 @@ impl Batch {
         }
     }
 
+    /// Samples in the batch: the length of `x`'s first axis (0 if `x` is a scalar).
     pub fn size(&self) -> usize {
         self.x.dims().first().copied().unwrap_or(0)
     }
@@ -141,11 +145,22 @@ impl Batch {
 /// What a loader knows about its data, for `deeptrain data` and reports.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DataInfo {
+    /// Format name: `"npy"`, `"safetensors"`, `"csv"`, `"idx"` or a registered extension
+    /// (`AutoData`), `"in-memory"` (`InMemoryData`).
     pub format: String,
+    /// The data files read, as displayed paths in set order (`AutoData`), or the data
+    /// set's name (`InMemoryData`).
     pub files: Vec<String>,
+    /// Samples over all sets.
     pub num_samples: usize,
+    /// Shape of one input sample, without the sample axis (empty: scalar samples).
     pub sample_shape: Vec<usize>,
+    /// Element type of the stored inputs by [`DType::name`](array::DType::name) (`"f32"`,
+    /// `"u8"`, ...); `AutoData` batches are f32 anyway unless built with
+    /// [`InputDType::Native`](auto::InputDType::Native).
     pub dtype: String,
+    /// Number of classes when the targets are class ids; `None` for regression targets
+    /// or no labels.
     pub num_classes: Option<usize>,
 }
 

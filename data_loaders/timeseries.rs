@@ -32,11 +32,16 @@ pub enum WindowLabels {
 /// Cuts sets into time windows; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeseriesWindows {
+    /// Time steps per window (at least 1, checked when a set is processed).
     pub window: usize,
+    /// Time steps from the start of one window to the start of the next (at least 1):
+    /// `slide == window` tiles the set, a smaller slide overlaps windows, a larger one
+    /// skips steps.
     pub slide: usize,
     /// Offset of the first window, cycled per epoch: epoch `e` (1-based) starts at
-    /// `start_increments[(e - 1) % len]`. Default `[0]`.
+    /// `start_increments[(e - 1) % len]`. Default `[0]`; empty means 0 every epoch.
     pub start_increments: Vec<usize>,
+    /// How labels follow the windows (default [`WindowLabels::Auto`]).
     pub labels: WindowLabels,
 }
 
@@ -51,11 +56,14 @@ impl TimeseriesWindows {
         }
     }
 
+    /// Per-epoch offsets of the first window, cycled through (see the field); an empty
+    /// list means 0 every epoch.
     pub fn start_increments(mut self, starts: Vec<usize>) -> Self {
         self.start_increments = starts;
         self
     }
 
+    /// How labels follow the windows (default [`WindowLabels::Auto`]).
     pub fn labels(mut self, labels: WindowLabels) -> Self {
         self.labels = labels;
         self

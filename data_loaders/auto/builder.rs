@@ -31,9 +31,11 @@ pub enum InputDType {
 /// Which sets to keep in RAM instead of reading them from the map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Preload {
+    /// Read every set from the memory map (the default).
     None,
+    /// Copy every set (and its regression targets) into RAM at build time.
     All,
-    /// These set names (files mode).
+    /// These set names (files mode); an unknown name fails `build`.
     Sets(Vec<String>),
 }
 
@@ -152,6 +154,9 @@ impl AutoDataBuilder {
         self.preload = Preload::Sets(sets.into_iter().map(Into::into).collect());
         self
     }
+    /// Transforms each loaded set before it becomes a batch, and may cut it into windows
+    /// (e.g. [`TimeseriesWindows`](crate::data_loaders::TimeseriesWindows)); replaces any
+    /// earlier one. Default: none.
     pub fn preprocessor(mut self, p: impl Preprocessor + 'static) -> Self {
         self.preprocessor = Some(Arc::new(p));
         self
@@ -200,6 +205,8 @@ impl AutoDataBuilder {
         self.label_mode = LabelMode::Classes(Some(n));
         self
     }
+    /// How labels are read (default [`LabelMode::Auto`]); [`num_classes`](Self::num_classes)
+    /// and [`regression`](Self::regression) are shorthands.
     pub fn label_mode(mut self, mode: LabelMode) -> Self {
         self.label_mode = mode;
         self
@@ -229,6 +236,7 @@ impl AutoDataBuilder {
         self.csv.label_column = column;
         self
     }
+    /// Element type of the batch inputs `x` (default [`InputDType::F32`]).
     pub fn input_dtype(mut self, dtype: InputDType) -> Self {
         self.input_dtype = dtype;
         self

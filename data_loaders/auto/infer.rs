@@ -19,7 +19,11 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
+    /// One set per file of a numbered family (`batch_0.npy`, `batch_1.npy`, ...); the set
+    /// numbers are the set names.
     Files,
+    /// One file whose first axis is cut into sets of `batch_size` samples, named `"0"`,
+    /// `"1"`, ....
     Dataset,
 }
 
@@ -28,33 +32,49 @@ pub enum Mode {
 pub struct SetInfo {
     /// Set name: the file's set number (files mode) or its file name (dataset mode).
     pub name: String,
+    /// Path of the data file.
     pub file: PathBuf,
+    /// Samples in the file (length of its first axis).
     pub samples: usize,
 }
 
 /// A file of the directory that is not used, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ignored {
+    /// Path of the file.
     pub file: PathBuf,
+    /// Why it is not used, e.g. `"set number not selected"`, `"no loader for .txt"`.
     pub reason: String,
 }
 
 /// Everything AutoData inferred; printed by `deeptrain data`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Inferred {
+    /// The directory or file the builder was made from (`from_dir` / `from_file`).
     pub source: PathBuf,
+    /// `"npy"`, `"safetensors"`, `"csv"`, `"idx"` or a registered extension (lowercase,
+    /// no dot).
     pub format: String,
+    /// Files mode or dataset mode.
     pub mode: Mode,
-    /// Base name the set files share (files mode), e.g. `"batch_"`.
+    /// Base name the set files share (files mode), e.g. `"batch_"`; empty in dataset mode.
     pub base_name: String,
+    /// The data files used, in set order (files mode: ascending set number).
     pub sets: Vec<SetInfo>,
+    /// Files of the directory that are not used, sorted by path; files read as labels
+    /// are not listed.
     pub ignored: Vec<Ignored>,
+    /// Samples over all sets.
     pub num_samples: usize,
+    /// Shape of one sample (the data's shape without the first axis).
     pub sample_shape: Vec<usize>,
+    /// Element type stored in the files (batches get f32 unless [`InputDType::Native`](super::InputDType::Native)).
     pub dtype: DType,
+    /// What was inferred about the labels.
     pub labels: LabelInfo,
     /// Sets held in RAM.
     pub preloaded: Vec<String>,
+    /// The preprocessor's [`name`](crate::data_loaders::Preprocessor::name), if there is one.
     pub preprocessor: Option<String>,
 }
 

@@ -43,9 +43,11 @@ pub struct LabelInfo {
     pub source: String,
     /// `"classes"`, `"values"` or `"none"`.
     pub kind: String,
+    /// Element type of the labels as stored; `None` without labels.
     pub dtype: Option<DType>,
     /// Shape of one sample's label (`[]` for a class id).
     pub shape: Vec<usize>,
+    /// Number of classes (given, else the largest label + 1) for class ids; `None` otherwise.
     pub num_classes: Option<usize>,
     /// Samples per class.
     pub class_counts: Option<Vec<usize>>,

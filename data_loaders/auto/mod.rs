@@ -112,6 +112,9 @@ impl AutoData {
         &self.inferred
     }
 
+    /// Number of classes when the labels are class ids (given with
+    /// [`AutoDataBuilder::num_classes`], else the largest label + 1); `None` for
+    /// regression targets or no labels.
     pub fn num_classes(&self) -> Option<usize> {
         self.inferred.labels.num_classes
     }

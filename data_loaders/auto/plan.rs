@@ -17,18 +17,25 @@ use crate::error::{Error, Result};
 pub struct Segment {
     /// Index into `Inferred::sets`.
     pub file: usize,
+    /// First position (inclusive) in the file's sample order: a sample index, or with
+    /// `shuffle_samples` an index into the file's permutation for this epoch.
     pub start: usize,
+    /// End position (exclusive), in the same order as `start`.
     pub end: usize,
 }
 
 /// One batch of an epoch plan: its set name and where its samples come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BatchSpec {
+    /// The set name the trainer is handed and `load` takes: `"12"`, `"12+13"`, `"12-a"`,
+    /// `"12-c+13-a"` in files mode, the chunk number in dataset mode.
     pub name: String,
+    /// Where its samples come from, in batch order.
     pub segments: Vec<Segment>,
 }
 
 impl BatchSpec {
+    /// Samples in the batch (the segments' lengths summed).
     pub fn size(&self) -> usize {
         self.segments.iter().map(|s| s.end - s.start).sum()
     }

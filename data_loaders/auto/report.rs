@@ -13,22 +13,33 @@ use crate::error::Result;
 /// One batch of an epoch in a [`DataReport`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BatchLine {
+    /// The batch's set name (see [`BatchSpec::name`](super::BatchSpec::name)).
     pub set: String,
+    /// Samples in the batch.
     pub samples: usize,
+    /// Shape of the batch's inputs: `[samples, sample_shape...]`.
     pub shape: Vec<usize>,
 }
 
 /// What `deeptrain data` prints: the inference and one epoch's batch sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DataReport {
+    /// Everything inferred (its fields sit at the top level of the JSON form).
     #[serde(flatten)]
     pub inferred: Inferred,
+    /// The state's [`LoaderState::batch_size`].
     pub batch_size: usize,
+    /// The state's [`LoaderState::shuffle`].
     pub shuffle: bool,
+    /// The state's [`LoaderState::shuffle_samples`].
     pub shuffle_samples: bool,
+    /// The state's [`LoaderState::drop_last`].
     pub drop_last: bool,
+    /// Seed of the loader's shuffle stream (`LoaderState::rng.seed`).
     pub seed: u64,
+    /// The epoch reported on (1-based), as passed to [`AutoData::report`].
     pub epoch: u64,
+    /// The epoch's batches, in the order they will be fit.
     pub batches: Vec<BatchLine>,
 }
 

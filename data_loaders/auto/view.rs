@@ -24,7 +24,10 @@ enum Rows {
 /// One file's share of a batch.
 #[derive(Debug, Clone)]
 pub struct ViewPart<'a> {
+    /// Set name of the file the samples come from (its set number in files mode, its
+    /// file name in dataset mode).
     pub set: &'a str,
+    /// That file's whole array; the part takes some of its samples.
     pub data: &'a ArrayData,
     file: usize,
     rows: Rows,
@@ -34,11 +37,14 @@ pub struct ViewPart<'a> {
 /// is made.
 #[derive(Debug, Clone)]
 pub struct BatchView<'a> {
+    /// The batch's set name.
     pub name: String,
+    /// One part per segment of the batch, in batch order.
     pub parts: Vec<ViewPart<'a>>,
 }
 
 impl<'a> BatchView<'a> {
+    /// Samples in the batch, over all parts.
     pub fn len(&self) -> usize {
         self.parts
             .iter()
@@ -48,6 +54,7 @@ impl<'a> BatchView<'a> {
             .sum()
     }
 
+    /// Whether the batch holds no samples.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

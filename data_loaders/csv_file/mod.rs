@@ -26,10 +26,12 @@ use super::array::{ArrayData, Bytes, DType, FormatError};
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LabelColumn {
+    /// The last column (the default).
     #[default]
     Last,
+    /// The first column.
     First,
-    /// 0-based column index.
+    /// 0-based column index; out of range is an error naming the column count.
     Index(usize),
     /// Column name from the header row (requires a header).
     Name(String),
@@ -40,11 +42,14 @@ pub enum LabelColumn {
 /// How to read a CSV file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CsvOptions {
-    /// `None` = auto-detect: the first row is a header if any of its
+    /// `None` (the default) = auto-detect: the first row is a header if any of its
     /// non-empty fields is not a number.
     pub has_header: Option<bool>,
+    /// Which column holds the labels (default [`LabelColumn::Last`]); the other columns
+    /// are the features, and at least one must be left.
     pub label_column: LabelColumn,
-    /// Single ASCII byte, e.g. `b','`, `b';'`, `b'\t'`.
+    /// Single ASCII byte, e.g. `b','` (the default), `b';'`, `b'\t'`; a non-ASCII byte
+    /// is an error.
     pub delimiter: u8,
 }
 

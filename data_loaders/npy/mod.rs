@@ -5,7 +5,7 @@
 //! Python dict literal `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }`
 //! padded with spaces and a final `\n`, then the raw data.
 //!
-//! Split by concern: [`header`] decodes the preamble and the dict's keys, `dict` parses
+//! Split by concern: `header` decodes the preamble and the dict's keys, `dict` parses
 //! the Python literal itself, `read` maps and validates a file, `write` produces one.
 
 mod dict;
