@@ -12,6 +12,12 @@ use super::{Callback, Stage, TrainerView};
 use crate::error::{Error, IoContext, Result};
 use crate::state::{History, TrainState};
 
+/// Writes `train.csv` (columns `batches_fit,epoch,global_step,set_name`, then the train
+/// metrics in name order, e.g. `grad_norm`, `loss`, `lr`) and `val.csv` (`validation,
+/// batches_fit,epoch,global_step`, then the `val_*` metrics). Values are the shortest text
+/// that parses back to the same f64; NaN is an empty field. Rows beyond the train state
+/// (left by a session that was stopped) are cut at `TrainBegin` and `Load`. Registered as
+/// `csv_logger`.
 pub struct CsvLogger {
     dir: PathBuf,
     train: Option<Log>,
@@ -34,10 +40,12 @@ impl CsvLogger {
         }
     }
 
+    /// `dir/train.csv`: one row per fit train set (skipped batches write none).
     pub fn train_path(&self) -> PathBuf {
         self.dir.join("train.csv")
     }
 
+    /// `dir/val.csv`: one row per validation pass.
     pub fn val_path(&self) -> PathBuf {
         self.dir.join("val.csv")
     }

@@ -10,6 +10,7 @@ use crate::metrics::Direction;
 /// What early stopping remembers; saved in checkpoints so a resumed run decides the same.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EarlyStoppingState {
+    /// Best `monitor` value after the warm-up; `None` until a finite one is seen.
     pub best: Option<f64>,
     /// Validations since the last improvement.
     pub bad_validations: u64,
@@ -21,16 +22,25 @@ pub struct EarlyStoppingState {
 /// `min_delta` in `monitor` (e.g. `val_loss`). The first `warmup` validations are ignored.
 #[derive(Debug, Clone)]
 pub struct EarlyStopping {
+    /// Validation metric to watch, as named in `val_history` (`val_` + metric name, e.g.
+    /// `val_loss`, `val_accuracy`); an unknown name fails at the first `ValEnd`. Changing it
+    /// after `new` leaves `direction` as it was.
     pub monitor: String,
+    /// Stop once this many validations in a row fail to improve (default 5; 0 acts as 1).
     pub patience: u64,
+    /// An improvement must beat the best by more than this (default 0.0, kept as `|d|`).
     pub min_delta: f64,
+    /// Number of first validations ignored entirely (default 0).
     pub warmup: u64,
     /// Which way `monitor` improves (from its name).
     pub direction: Direction,
+    /// Counters and best value, saved in checkpoints.
     pub state: EarlyStoppingState,
 }
 
 impl EarlyStopping {
+    /// Watches `monitor` (e.g. `"val_loss"`) with patience 5, `min_delta` 0 and no warm-up;
+    /// the direction comes from the name ([`direction_of`]).
     pub fn new(monitor: &str) -> Self {
         Self {
             monitor: monitor.to_string(),
@@ -41,14 +51,17 @@ impl EarlyStopping {
             state: EarlyStoppingState::default(),
         }
     }
+    /// Validations without improvement before stopping (default 5).
     pub fn patience(mut self, n: u64) -> Self {
         self.patience = n;
         self
     }
+    /// Smallest change that counts as an improvement (default 0.0; the sign is ignored).
     pub fn min_delta(mut self, d: f64) -> Self {
         self.min_delta = d.abs();
         self
     }
+    /// Ignores the first `n` validations (default 0).
     pub fn warmup(mut self, n: u64) -> Self {
         self.warmup = n;
         self

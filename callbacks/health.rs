@@ -8,23 +8,27 @@ use crate::optim::with_cpu_f32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthPolicy {
-    /// Stop training with a checkpoint (the default).
+    /// Stop training with a checkpoint (the job config's default, `"stop"`).
     Stop,
     /// Skip the offending batch's update (for NaN loss or gradients), else warn.
     Skip,
-    /// Print a warning and go on; a NaN loss still skips its update.
+    /// Log a warning (`log::warn!`) and go on; a non-finite loss or gradient still skips
+    /// its update.
     Warn,
 }
 
 /// Checks every batch's loss and gradients, and the weights every `weights_every` steps.
 #[derive(Debug, Clone)]
 pub struct HealthCheck {
+    /// What to do when a check fails.
     pub policy: HealthPolicy,
-    /// Weights are checked every this many steps (0: never).
+    /// Weights are checked at `TrainIterEnd` whenever `global_step` is a multiple of this
+    /// (default 50; 0: never).
     pub weights_every: u64,
-    /// A weight tensor whose largest magnitude exceeds this is "exploding".
+    /// A weight tensor whose largest magnitude exceeds this is "exploding" (default 1e4).
     pub max_abs_weight: f32,
-    /// A weight tensor whose largest magnitude is below this is "dead".
+    /// A tensor named `*weight` whose largest magnitude is below this is "dead" (default
+    /// 1e-12; biases are never dead).
     pub dead_below: f32,
     /// Problems found so far, newest last (for inspection).
     pub findings: Vec<String>,
@@ -33,6 +37,8 @@ pub struct HealthCheck {
 }
 
 impl HealthCheck {
+    /// A check named `health_check`: loss and gradients every batch, weights every 50 steps
+    /// (exploding above 1e4, dead below 1e-12).
     pub fn new(policy: HealthPolicy) -> Self {
         Self {
             policy,
@@ -48,10 +54,12 @@ impl HealthCheck {
         self.name = name.into();
         self
     }
+    /// Checks the weights every `steps` optimizer steps (default 50; 0: never).
     pub fn weights_every(mut self, steps: u64) -> Self {
         self.weights_every = steps;
         self
     }
+    /// Largest weight magnitude still healthy (default 1e4).
     pub fn max_abs_weight(mut self, x: f32) -> Self {
         self.max_abs_weight = x;
         self

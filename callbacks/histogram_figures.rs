@@ -7,14 +7,19 @@ use crate::error::Result;
 use crate::optim::with_cpu_f32;
 use crate::report::histograms::render_histograms;
 
-/// Writes `DIR/weights-step{N}.png` and `DIR/grads-step{N}.png` every `every` steps.
+/// Writes `DIR/weights-step{N}.png` and `DIR/grads-step{N}.png` (one panel per variable, at
+/// most 64) at `TrainIterEnd` whenever `global_step` is a multiple of `every`; the
+/// gradient figure only when the batch made gradients. Registered as `histogram_figures`.
 pub struct HistogramFigures {
     dir: PathBuf,
+    /// Optimizer steps between figures (0: never).
     pub every: u64,
+    /// Bins per histogram (default 40, clamped to 1..=512).
     pub bins: usize,
 }
 
 impl HistogramFigures {
+    /// Figures into `dir` (created when needed) every `every` steps, with 40 bins.
     pub fn new(dir: impl Into<PathBuf>, every: u64) -> Self {
         Self {
             dir: dir.into(),

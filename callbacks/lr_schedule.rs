@@ -11,14 +11,20 @@ use crate::error::{Error, Result};
 use crate::metrics::direction_of;
 use crate::optim::Schedule;
 
-/// Sets the rate before every update from a schedule (step, cosine with warm-up, ...).
+/// Sets the rate before every update from a schedule (step, cosine with warm-up, ...),
+/// evaluated at `global_step` at `TrainBegin` and after every train iteration. The rate
+/// becomes `TrainState::learning_rate_override`, replacing the trainer's own schedule.
+/// Registered as `lr_scheduler`.
 #[derive(Debug, Clone)]
 pub struct LrScheduler {
+    /// Rate as a function of the optimizer step.
     pub schedule: Schedule,
+    /// Rate the schedule starts from (for `Cosine`, the peak reached after the warm-up).
     pub base_lr: f64,
 }
 
 impl LrScheduler {
+    /// Follows `schedule` from `base_lr`.
     pub fn new(schedule: Schedule, base_lr: f64) -> Self {
         Self { schedule, base_lr }
     }
@@ -38,28 +44,46 @@ impl Callback for LrScheduler {
     }
 }
 
+/// What reduce-on-plateau remembers; saved in checkpoints so a resumed run decides the same.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlateauState {
+    /// Best `monitor` value so far; `None` until a finite one is seen.
     pub best: Option<f64>,
+    /// Validations since the last improvement or reduction.
     pub bad_validations: u64,
+    /// Validations left in the cooldown after the last reduction.
     pub cooldown_left: u64,
     /// The rate this callback last set, if any.
     pub lr: Option<f64>,
 }
 
-/// Multiplies the rate by `factor` after `patience` validations without improvement.
+/// Multiplies the rate by `factor` (never going below `min_lr`) at the `ValEnd` that makes
+/// `patience` validations without improvement. It scales the rate it last set, else the
+/// rate of the latest update, and the new rate overrides the schedule from then on.
 #[derive(Debug, Clone)]
 pub struct ReduceLrOnPlateau {
+    /// Validation metric to watch, as named in `val_history` (e.g. `val_loss`); its direction
+    /// comes from the name ([`direction_of`]). An unknown name fails at the first `ValEnd`.
     pub monitor: String,
+    /// Multiplier applied to the rate at each reduction (default 0.1).
     pub factor: f64,
+    /// Validations without improvement before a reduction (default 3; 0 acts as 1).
     pub patience: u64,
+    /// The rate is never reduced below this (default 0.0).
     pub min_lr: f64,
+    /// After a reduction, the counter `cooldown_left` is set to this and drops by one at
+    /// every validation; no reduction happens while it is above 0, so the next
+    /// `cooldown - 1` validations cannot reduce (default 0). Bad validations still count.
     pub cooldown: u64,
+    /// An improvement must beat the best by more than `|min_delta|` (default 0.0).
     pub min_delta: f64,
+    /// Counters, best value and last rate, saved in checkpoints.
     pub state: PlateauState,
 }
 
 impl ReduceLrOnPlateau {
+    /// Watches `monitor` (e.g. `"val_loss"`) with factor 0.1, patience 3, no minimum rate,
+    /// no cooldown and `min_delta` 0. Registered as `reduce_lr_on_plateau({monitor})`.
     pub fn new(monitor: &str) -> Self {
         Self {
             monitor: monitor.into(),
@@ -71,18 +95,22 @@ impl ReduceLrOnPlateau {
             state: PlateauState::default(),
         }
     }
+    /// Multiplier per reduction (default 0.1).
     pub fn factor(mut self, f: f64) -> Self {
         self.factor = f;
         self
     }
+    /// Validations without improvement before a reduction (default 3).
     pub fn patience(mut self, n: u64) -> Self {
         self.patience = n;
         self
     }
+    /// Floor for the rate (default 0.0).
     pub fn min_lr(mut self, lr: f64) -> Self {
         self.min_lr = lr;
         self
     }
+    /// Cooldown after a reduction, in validations (default 0; see the `cooldown` field).
     pub fn cooldown(mut self, n: u64) -> Self {
         self.cooldown = n;
         self

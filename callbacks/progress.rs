@@ -10,10 +10,14 @@ use super::{Callback, Stage, TrainerView};
 use crate::error::Result;
 use crate::state::TrainState;
 
+/// Shows training progress (epoch, batches, latest loss, samples/s), as a live bar on
+/// stderr or as plain lines on stdout, and prints one line per validation with every
+/// `val_*` metric to stdout. Registered as `progress`.
 pub struct Progress {
     epochs: u64,
     terminal: bool,
-    /// Plain mode: at most one line per this interval (epoch ends always print).
+    /// Plain mode: at most one progress line per this interval (default 10 s; validation
+    /// summaries always print).
     pub interval: Duration,
     last_print: Instant,
     epoch_started: Instant,
@@ -21,6 +25,8 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Progress for a run of `epochs` epochs (the `N` of `epoch i/N`); a live bar when stderr
+    /// is a terminal, else a plain line at most every 10 s.
     pub fn new(epochs: u64) -> Self {
         Self {
             epochs,

@@ -12,16 +12,22 @@ use serde::{Deserialize, Serialize};
 /// Which purpose a stream serves; the discriminant is the ChaCha stream id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StreamId {
+    /// Weight initialisation (stream 1).
     Init = 1,
+    /// Dropout masks (stream 2).
     Dropout = 2,
+    /// Shuffling of the training sets (stream 3).
     TrainShuffle = 3,
+    /// Shuffling of the validation sets (stream 4).
     ValShuffle = 4,
 }
 
 /// A serializable snapshot of a stream: seed, stream id and position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RngState {
+    /// The run's seed.
     pub seed: u64,
+    /// ChaCha stream id (a [`StreamId`] discriminant for deeptrain's own streams).
     pub stream: u64,
     /// Position in 32-bit words since the start of the stream.
     pub word_pos: u128,
@@ -36,22 +42,26 @@ pub struct RngStream {
 }
 
 impl RngStream {
+    /// The stream for `id` under `seed`, at its start.
     pub fn new(seed: u64, id: StreamId) -> Self {
         Self::with_stream(seed, id as u64)
     }
 
+    /// Stream `stream` under `seed`, at its start; for streams beyond the [`StreamId`] ones.
     pub fn with_stream(seed: u64, stream: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(stream);
         Self { rng, seed, stream }
     }
 
+    /// The stream exactly where `state` was taken: it yields the same numbers next.
     pub fn from_state(state: &RngState) -> Self {
         let mut s = Self::with_stream(state.seed, state.stream);
         s.rng.set_word_pos(state.word_pos);
         s
     }
 
+    /// A snapshot of seed, stream and position, to save and restore with `from_state`.
     pub fn state(&self) -> RngState {
         RngState {
             seed: self.seed,
@@ -60,10 +70,12 @@ impl RngStream {
         }
     }
 
+    /// Next 32 random bits (one word).
     pub fn next_u32(&mut self) -> u32 {
         self.rng.next_u32()
     }
 
+    /// Next 64 random bits (two words).
     pub fn next_u64(&mut self) -> u64 {
         self.rng.next_u64()
     }

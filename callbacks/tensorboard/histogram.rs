@@ -7,12 +7,19 @@ use std::sync::OnceLock;
 /// TensorBoard uses `min` / `max` as the outer edges of the first / last bucket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Histogram {
+    /// Smallest finite value (0.0 when there is none).
     pub min: f64,
+    /// Largest finite value (0.0 when there is none).
     pub max: f64,
+    /// Number of finite values.
     pub num: f64,
+    /// Sum of the finite values.
     pub sum: f64,
+    /// Sum of their squares.
     pub sum_squares: f64,
+    /// Right edge of each bucket, ascending.
     pub bucket_limit: Vec<f64>,
+    /// Count of values in each bucket, as `f64` as in the proto.
     pub bucket: Vec<f64>,
 }
 

@@ -20,16 +20,23 @@ use crate::callbacks::{Callback, Stage, TrainerView};
 use crate::error::Result;
 use crate::optim::with_cpu_f32;
 
+/// Writes TensorBoard event files into a directory: `train/{metric}` scalars for every fit
+/// train set and `val/{metric}` for every validation (x axis: `batches_fit`; non-finite
+/// values are left out), plus optional `weights/{var}` and `grads/{var}` histograms and
+/// texts. Each session writes its own file, created at the first event; flushed at every
+/// validation, epoch end, checkpoint, interrupt and train end. Registered as `tensorboard`.
 pub struct TensorBoard {
     dir: PathBuf,
     writer: Option<EventWriter>,
     /// Histograms of weights and gradients every this many optimizer steps (0: never).
     pub histogram_every: u64,
-    /// Texts written once at the start, e.g. `("config", json)`.
+    /// `(tag, text)` pairs written at every `TrainBegin` (so once per session file), each
+    /// as a Markdown code block, e.g. `("config", json)`.
     pub texts: Vec<(String, String)>,
 }
 
 impl TensorBoard {
+    /// Logs into `dir` (created when needed), with no histograms and no texts.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
@@ -38,10 +45,12 @@ impl TensorBoard {
             texts: Vec::new(),
         }
     }
+    /// Weight and gradient histograms every `steps` optimizer steps (default 0: never).
     pub fn histogram_every(mut self, steps: u64) -> Self {
         self.histogram_every = steps;
         self
     }
+    /// Adds a text shown under `tag` in TensorBoard's Text tab (e.g. the run's config).
     pub fn text(mut self, tag: &str, text: impl Into<String>) -> Self {
         self.texts.push((tag.to_string(), text.into()));
         self

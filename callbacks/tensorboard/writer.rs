@@ -18,10 +18,15 @@ use super::record::write_record;
 /// Errors from writing event files; every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TbError {
+    /// A file-system operation on the event file or its directory failed.
     #[error("tensorboard events: cannot {op} {}: {source}", path.display())]
     Io {
+        /// What was being done: `create directory`, `create event file`, `write event file`
+        /// or `flush event file`.
         op: &'static str,
+        /// The directory or event file concerned.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: io::Error,
     },

@@ -10,31 +10,63 @@ use serde::{Deserialize, Serialize};
 /// Errors from metric construction, name parsing and updates.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MetricError {
+    /// A name [`Metric::from_name`] does not know.
     #[error("unknown metric {name:?}; valid names: {valid}")]
-    UnknownMetric { name: String, valid: String },
+    UnknownMetric {
+        /// The name as given.
+        name: String,
+        /// Every valid name, comma-separated.
+        valid: String,
+    },
+    /// Two inputs that must be equally long are not.
     #[error("{left} has length {left_len} but {right} has length {right_len}")]
     LengthMismatch {
+        /// What the first input is, e.g. `pred` or `scores`.
         left: String,
+        /// Its length.
         left_len: usize,
+        /// What the second input is, e.g. `target`.
         right: String,
+        /// The length it has (or, for a score matrix, the length expected).
         right_len: usize,
     },
+    /// A class target is not below the number of classes.
     #[error("target {target} at index {index} is out of range for {num_classes} classes")]
     TargetOutOfRange {
+        /// Position of the first such target in the batch.
         index: usize,
+        /// The target value.
         target: u32,
+        /// The number of classes it had to be below.
         num_classes: usize,
     },
+    /// An input value is NaN (NaN is never folded into an accumulator).
     #[error("{what} at index {index} is NaN")]
-    NaN { what: String, index: usize },
+    NaN {
+        /// Which input, e.g. `score`, `pred`, `target`.
+        what: String,
+        /// Position of the first NaN.
+        index: usize,
+    },
+    /// A parameter is out of range, e.g. `num_classes = 0`, `k = 0` or a NaN threshold.
     #[error("invalid {name} = {value}: expected {expected}")]
     InvalidParameter {
+        /// The parameter, e.g. `num_classes`, `k`, `threshold`.
         name: &'static str,
+        /// Its value, as text.
         value: String,
+        /// What would have been accepted.
         expected: String,
     },
+    /// A metric used where it cannot be computed: a two-class-only metric with another
+    /// class count, regression mixed with classification, the wrong kind of update.
     #[error("metric {metric} cannot be used here: {reason}")]
-    Unsupported { metric: String, reason: String },
+    Unsupported {
+        /// The metric's name.
+        metric: String,
+        /// Why not, in words.
+        reason: String,
+    },
 }
 
 /// How per-class precision/recall/F1 are combined (as in scikit-learn).
@@ -63,7 +95,10 @@ impl Average {
 /// Whether smaller or larger values of a metric are better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Direction {
+    /// Smaller is better: loss, MSE, MAE, and unknown names containing `loss` or `error`.
     Min,
+    /// Larger is better: accuracy, top-k accuracy, precision, recall, F1, ROC-AUC, R², and
+    /// other unknown names.
     Max,
 }
 
@@ -119,13 +154,23 @@ pub enum Metric {
     /// higher than it, so ties are resolved in the target's favour and
     /// `top1_accuracy` can exceed `accuracy` when rows contain ties.
     TopKAccuracy(usize),
+    /// `tp / (tp + fp)` per class, combined as the [`Average`] says; named
+    /// `precision_binary`, `precision_macro` or `precision_micro`. A zero denominator gives
+    /// 0.0 (scikit-learn's `zero_division=0`); NaN before any sample.
     Precision(Average),
+    /// `tp / (tp + fn)` per class; named `recall_binary`, `recall_macro` or `recall_micro`.
+    /// Zero denominators and NaN as for `Precision`.
     Recall(Average),
+    /// `2tp / (2tp + fp + fn)` per class (harmonic mean of precision and recall); named
+    /// `f1_binary`, `f1_macro` or `f1_micro`. Zero denominators and NaN as for `Precision`.
     F1(Average),
     /// Binary ROC-AUC, exact (Mann-Whitney, tied scores count 0.5); NaN when
     /// only one class has been seen.
     RocAuc,
+    /// Mean squared error over every predicted value (several per sample for per-step
+    /// outputs); lower is better.
     Mse,
+    /// Mean absolute error over every predicted value; lower is better.
     Mae,
     /// Coefficient of determination; see
     /// [`RegressionAccumulator::r2`](super::RegressionAccumulator::r2).

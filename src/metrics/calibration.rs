@@ -16,7 +16,9 @@ use super::{argmax, ConfusionMatrix, Direction, Metric, MetricError};
 /// between distinct scores, so ties are the rule rather than the exception.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TiePreference {
+    /// The smallest of the tied thresholds.
     Lowest,
+    /// The largest of the tied thresholds.
     Highest,
     /// Median of the tied thresholds in sorted order (lower one on an even
     /// count): the centre of a plateau is the least sensitive to drift.

@@ -64,10 +64,12 @@ impl TopKAccumulator {
         self.hits.record(outranked < self.k);
     }
 
+    /// The `k` of top-k.
     pub fn k(&self) -> usize {
         self.k
     }
 
+    /// Fraction of samples whose target is in the top `k`; NaN before any sample.
     pub fn value(&self) -> f64 {
         self.hits.value()
     }
@@ -82,6 +84,8 @@ pub struct ConfusionMatrix {
 }
 
 impl ConfusionMatrix {
+    /// An all-zero `num_classes x num_classes` matrix; `num_classes` must be at least 1 (and
+    /// its square must fit in memory).
     pub fn new(num_classes: usize) -> Result<Self, MetricError> {
         if num_classes == 0 {
             return Err(at_least_one("num_classes"));
@@ -108,6 +112,7 @@ impl ConfusionMatrix {
         }
     }
 
+    /// Number of classes (rows and columns).
     pub fn num_classes(&self) -> usize {
         self.num_classes
     }
@@ -123,10 +128,13 @@ impl ConfusionMatrix {
             .unwrap_or(0)
     }
 
+    /// Number of samples recorded.
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }
 
+    /// Counts one sample; both classes must be below `num_classes` (otherwise an error, and
+    /// nothing changes).
     pub fn record(&mut self, actual: u32, predicted: u32) -> Result<(), MetricError> {
         check_targets(&[actual], self.num_classes)?;
         if predicted as usize >= self.num_classes {

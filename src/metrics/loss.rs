@@ -13,6 +13,7 @@ pub struct LossAccumulator {
 }
 
 impl LossAccumulator {
+    /// Adds one batch: the *sum* of its per-sample losses and its number of samples.
     pub fn update(&mut self, loss_sum: f64, count: usize) {
         self.sum += loss_sum;
         self.count += count as u64;

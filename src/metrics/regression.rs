@@ -20,6 +20,8 @@ pub struct RegressionAccumulator {
 }
 
 impl RegressionAccumulator {
+    /// Adds predictions and their targets pairwise; equal lengths and no NaN are checked
+    /// first, so an error leaves the accumulator as it was.
     pub fn update(&mut self, pred: &[f32], target: &[f32]) -> Result<(), MetricError> {
         check_len("pred", pred.len(), "target", target.len())?;
         check_not_nan("pred", pred)?;

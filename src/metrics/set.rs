@@ -99,14 +99,17 @@ impl MetricSet {
         Ok(self)
     }
 
+    /// The metrics, in the order given to [`MetricSet::new`]; `compute` reports them so.
     pub fn metrics(&self) -> &[Metric] {
         &self.metrics
     }
 
+    /// Number of classes, as given to [`MetricSet::new`] (meaningless for regression sets).
     pub fn num_classes(&self) -> usize {
         self.num_classes
     }
 
+    /// Decision threshold for single-column binary scores (default 0.5).
     pub fn threshold(&self) -> f32 {
         self.threshold
     }

@@ -29,6 +29,8 @@ pub struct ForwardCtx<'a> {
 pub trait Model: Send {
     /// E.g. `"mlp 64-128-10"`.
     fn name(&self) -> String;
+    /// Every variable of the model; the trainer trains and checkpoints its float ones, keyed
+    /// by these names.
     fn varmap(&self) -> &VarMap;
     /// Maps a batch of inputs to outputs (logits for classification).
     fn forward(&mut self, x: &Tensor, ctx: &mut ForwardCtx) -> Result<Tensor>;
@@ -36,6 +38,8 @@ pub trait Model: Send {
     fn carried_state(&self) -> Result<Vec<(String, Tensor)>> {
         Ok(Vec::new())
     }
+    /// Restores what `carried_state` exported, on resume; an empty map means no carried
+    /// state. Stateless models ignore it.
     fn load_carried_state(&mut self, _state: &HashMap<String, Tensor>) -> Result<()> {
         Ok(())
     }
@@ -94,8 +98,12 @@ pub fn dropout(x: &Tensor, p: f32, ctx: &mut ForwardCtx) -> Result<Tensor> {
 /// Settings of the built-in multi-layer perceptron.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MlpConfig {
+    /// Input features per sample, after flattening every dimension but the batch one; at
+    /// least 1.
     pub inputs: usize,
+    /// Width of each hidden layer, in order (empty: a single linear layer); each at least 1.
     pub hidden: Vec<usize>,
+    /// Outputs per sample (the number of classes for classification); at least 1.
     pub outputs: usize,
     /// Dropout probability after each hidden activation.
     pub dropout: f32,
@@ -156,6 +164,7 @@ impl Mlp {
         })
     }
 
+    /// The settings the model was built with.
     pub fn config(&self) -> &MlpConfig {
         &self.config
     }
@@ -193,7 +202,10 @@ impl Model for Mlp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Task {
     /// Logits over `num_classes`; cross-entropy loss; `u32` targets.
-    Classification { num_classes: usize },
+    Classification {
+        /// Number of classes (output columns); targets are below it.
+        num_classes: usize,
+    },
     /// One value per sample; mean squared error; `f32` targets.
     Regression,
 }

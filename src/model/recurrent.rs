@@ -27,16 +27,20 @@ use crate::rng::RngStream;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cell {
+    /// Long short-term memory (carries `h` and `c`), `"lstm"` in configs.
     Lstm,
+    /// Gated recurrent unit (carries `h`), `"gru"` in configs.
     Gru,
 }
 
 /// Settings of [`Recurrent`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecurrentConfig {
+    /// Which recurrent cell: LSTM (state `h`, `c`) or GRU (state `h`).
     pub cell: Cell,
     /// Features per time step.
     pub inputs: usize,
+    /// Size of the hidden state `h` (and `c`).
     pub hidden: usize,
     /// Outputs per step (or per sequence).
     pub outputs: usize,
@@ -64,6 +68,8 @@ pub struct Recurrent {
 const STATE_NAMES: [&str; 2] = ["rnn.h", "rnn.c"];
 
 impl Recurrent {
+    /// Builds the cell and head with weights drawn from `init_rng`; every size must be at
+    /// least 1. Starts with no carried state.
     pub fn new(config: RecurrentConfig, init_rng: &mut RngStream, device: &Device) -> Result<Self> {
         if config.inputs == 0 || config.hidden == 0 || config.outputs == 0 {
             return Err(Error::config(
@@ -118,6 +124,7 @@ impl Recurrent {
         })
     }
 
+    /// The settings the model was built with.
     pub fn config(&self) -> &RecurrentConfig {
         &self.config
     }

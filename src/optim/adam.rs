@@ -10,13 +10,20 @@ use serde::{Deserialize, Serialize};
 use super::{flush_subnormal, named_vars, update_in_place, NamedVar, Slots, TrainOptimizer};
 use crate::error::Result;
 
+/// Hyper-parameters of [`Adam`] and [`AdamW`] (PyTorch's names and defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdamConfig {
+    /// Learning rate (default 1e-3); a trainer takes it as the base rate of its schedule and
+    /// sets the scheduled rate here before every batch.
     pub lr: f64,
+    /// Decay rate of the first-moment (mean) estimate (default 0.9).
     pub beta1: f64,
+    /// Decay rate of the second-moment (uncentred variance) estimate (default 0.999).
     pub beta2: f64,
+    /// Added to the bias-corrected `sqrt` of the second moment for stability (default 1e-8).
     pub eps: f64,
-    /// Adam adds `weight_decay * p` to the gradient (L2); AdamW decays the weights directly.
+    /// Adam adds `weight_decay * p` to the gradient (L2); AdamW multiplies the weights by
+    /// `1 - lr * weight_decay` each step (decoupled). Default 0.0.
     pub weight_decay: f64,
 }
 
@@ -111,10 +118,12 @@ macro_rules! adam_type {
                 Self(AdamCore::new(named_vars(varmap), config, $decoupled))
             }
 
+            /// Takes `vars` as given; their names key the state buffers in checkpoints.
             pub fn from_named(vars: Vec<NamedVar>, config: AdamConfig) -> Self {
                 Self(AdamCore::new(vars, config, $decoupled))
             }
 
+            /// The hyper-parameters, with the learning rate last set.
             pub fn config(&self) -> &AdamConfig {
                 &self.0.config
             }

@@ -25,7 +25,10 @@ use crate::error::{Error, Result};
 /// A variable together with the name it is saved under.
 #[derive(Debug, Clone)]
 pub struct NamedVar {
+    /// Key of the variable in the `VarMap` (e.g. `layers.0.weight`), or `param.NNNN` by
+    /// position; names the optimizer's buffers in checkpoints.
     pub name: String,
+    /// The variable itself (shares storage with the model's).
     pub var: Var,
 }
 
@@ -63,10 +66,14 @@ pub trait TrainOptimizer: Send {
     fn name(&self) -> &'static str;
     /// Applies one update; every gradient is multiplied by `grad_scale` first (clipping).
     fn step_scaled(&mut self, grads: &GradStore, grad_scale: f32) -> Result<()>;
+    /// Rate the next update uses.
     fn learning_rate(&self) -> f64;
+    /// Sets the rate for the next updates; the trainer calls it before every train batch
+    /// with the scheduled (or overridden) rate.
     fn set_learning_rate(&mut self, lr: f64);
     /// Number of updates applied so far.
     fn steps(&self) -> u64;
+    /// The variables it updates, in the order of its buffers.
     fn vars(&self) -> &[NamedVar];
     /// Every state buffer as a named tensor, plus the step count, for `optimizer.safetensors`.
     fn state_tensors(&self) -> Result<Vec<(String, Tensor)>>;

@@ -5,18 +5,31 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A learning rate as a function of the optimizer step. In JSON, tagged by `kind`:
+/// `{"kind": "constant"}`, `{"kind": "step", "step_size": 10, "gamma": 0.5}`,
+/// `{"kind": "cosine", "warmup_steps": 100, "total_steps": 1000, "min_lr": 0.0}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Schedule {
     /// The base rate throughout.
     #[default]
     Constant,
-    /// Multiply by `gamma` every `step_size` steps.
-    Step { step_size: u64, gamma: f64 },
-    /// Linear warm-up from 0 over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`.
+    /// Multiply by `gamma` every `step_size` steps: `base_lr * gamma^(step / step_size)`.
+    Step {
+        /// Steps between two decays (0 acts as 1).
+        step_size: u64,
+        /// Factor per decay, e.g. 0.1.
+        gamma: f64,
+    },
+    /// Linear warm-up over `warmup_steps` (step `s < warmup_steps` uses
+    /// `base_lr * (s + 1) / warmup_steps`), then cosine decay from `base_lr` to `min_lr` at
+    /// `total_steps`, and `min_lr` after.
     Cosine {
+        /// Steps of linear warm-up (0: none).
         warmup_steps: u64,
+        /// Step at which the decay reaches `min_lr` (counted from step 0, warm-up included).
         total_steps: u64,
+        /// Final rate (absolute, not a fraction of `base_lr`).
         min_lr: f64,
     },
 }

@@ -10,12 +10,20 @@ use serde::{Deserialize, Serialize};
 use super::{flush_subnormal, named_vars, update_in_place, NamedVar, Slots, TrainOptimizer};
 use crate::error::Result;
 
+/// Hyper-parameters of [`Sgd`] (PyTorch's names and semantics).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SgdConfig {
+    /// Learning rate (default 0.01); a trainer takes it as the base rate of its schedule and
+    /// sets the scheduled rate here before every batch.
     pub lr: f64,
+    /// Momentum factor (default 0.0: plain SGD, no buffer used).
     pub momentum: f64,
+    /// Share of the gradient left out of the momentum buffer, `buf = momentum * buf +
+    /// (1 - dampening) * g` (default 0.0); not applied at the first step.
     pub dampening: f64,
+    /// Nesterov momentum: step along `g + momentum * buf` instead of `buf` (default false).
     pub nesterov: bool,
+    /// L2 penalty: `weight_decay * p` is added to the gradient (default 0.0).
     pub weight_decay: f64,
 }
 
@@ -33,6 +41,8 @@ impl Default for SgdConfig {
 
 const SLOTS: &[&str] = &["momentum_buffer"];
 
+/// Stochastic gradient descent with optional momentum, dampening, Nesterov and L2 weight
+/// decay; its one buffer per variable, `momentum_buffer`, is saved in checkpoints.
 #[derive(Debug, Clone)]
 pub struct Sgd {
     vars: Vec<NamedVar>,
@@ -42,10 +52,12 @@ pub struct Sgd {
 }
 
 impl Sgd {
+    /// Takes every float variable of `varmap`, keyed by name.
     pub fn from_varmap(varmap: &VarMap, config: SgdConfig) -> Self {
         Self::from_named(named_vars(varmap), config)
     }
 
+    /// Takes `vars` as given; their names key the momentum buffers in checkpoints.
     pub fn from_named(vars: Vec<NamedVar>, config: SgdConfig) -> Self {
         let slots = Slots::new(SLOTS, &vars);
         Self {
@@ -56,6 +68,7 @@ impl Sgd {
         }
     }
 
+    /// The hyper-parameters, with the learning rate last set.
     pub fn config(&self) -> &SgdConfig {
         &self.config
     }
