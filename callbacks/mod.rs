@@ -4,19 +4,19 @@
 //! change the learning rate, ask to stop, ask for a checkpoint, skip a batch. Callbacks
 //! with memory (early-stopping counters, best values) save it into the checkpoint.
 
-pub mod csv_logger;
-pub mod early_stopping;
-pub mod health;
-pub mod histogram_figures;
-pub mod lr_schedule;
-pub mod progress;
+mod csv_logger;
+mod early_stopping;
+mod health;
+mod histogram_figures;
+mod lr_schedule;
+mod progress;
 pub mod tensorboard;
 
 pub use csv_logger::CsvLogger;
-pub use early_stopping::EarlyStopping;
+pub use early_stopping::{EarlyStopping, EarlyStoppingState};
 pub use health::{HealthCheck, HealthPolicy};
 pub use histogram_figures::HistogramFigures;
-pub use lr_schedule::{LrScheduler, ReduceLrOnPlateau};
+pub use lr_schedule::{LrScheduler, PlateauState, ReduceLrOnPlateau};
 pub use progress::Progress;
 pub use tensorboard::TensorBoard;
 

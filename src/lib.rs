@@ -3,6 +3,7 @@
 //! The whole train state is the public, serializable [`TrainState`]; a run can be
 //! stopped at any iteration and resumed to finish bit-for-bit identical to a run that
 //! never stopped. Start with [`trainer`], where the state machine lives.
+#![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod cli;

@@ -15,9 +15,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum DeviceSpec {
+    /// `"cpu"` (the default).
     #[default]
     Cpu,
+    /// `"cuda:N"`: GPU number N (`"cuda"` is `cuda:0`).
     Cuda(usize),
+    /// `"auto"`: CUDA when built with it and a GPU is present, else the CPU.
     Auto,
 }
 

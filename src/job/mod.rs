@@ -27,20 +27,27 @@ use crate::trainer::TrainConfig;
 pub use data::DIGITS_CSV_GZ;
 pub use device::{DeviceSpec, DEVICE_VALUES};
 
+/// A whole run described in JSON: data, model, optimizer, loop, logging. Every field is
+/// optional (the default job: an MLP on the embedded digits); unknown fields are errors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobConfig {
+    /// The run's name in reports (default `digits-mlp`).
     pub name: String,
     /// `cpu`, `cuda:N` (`cuda`: `cuda:0`) or `auto` (CUDA when built with it and present).
     pub device: DeviceSpec,
     /// CPU threads for candle's kernels; 0 picks the default (see `cli::default_threads`).
     pub threads: usize,
+    /// What to train and validate on.
     pub data: DataConfig,
+    /// The model, by `kind`.
     pub model: ModelConfig,
+    /// The optimizer, by `kind`.
     pub optimizer: OptimizerConfig,
     /// Fields left out take the default job's values (see `train_over_job_defaults`).
     #[serde(deserialize_with = "train_over_job_defaults")]
     pub train: TrainConfig,
+    /// Built-in callbacks: logs, progress, health checks.
     pub logging: LoggingConfig,
     /// Stop when a validation metric stops improving.
     pub early_stopping: Option<EarlyStoppingConfig>,
@@ -75,12 +82,17 @@ impl Default for LoggingConfig {
     }
 }
 
+/// Early stopping on a validation metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EarlyStoppingConfig {
+    /// The metric watched (default `val_loss`; its direction is known by name).
     pub monitor: String,
+    /// Validations without improvement before stopping (default 5).
     pub patience: u64,
+    /// Smallest change that counts as an improvement (default 0).
     pub min_delta: f64,
+    /// Validations ignored at the start (default 0).
     pub warmup: u64,
 }
 
@@ -95,6 +107,7 @@ impl Default for EarlyStoppingConfig {
     }
 }
 
+/// Where the data comes from and how it is batched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
@@ -107,12 +120,17 @@ pub struct DataConfig {
     /// Validation data for AutoData sources: a directory or file (default: `source`,
     /// when `val_file` is given).
     pub val_source: Option<String>,
+    /// With a directory `val_source`: which file of it to validate on.
     pub val_file: Option<String>,
     /// Share of samples held out for validation (digits and CSV sources only).
     pub val_fraction: f64,
+    /// Samples per train batch (default 32).
     pub batch_size: usize,
+    /// Samples per validation batch (default 128; `null`: `batch_size`).
     pub val_batch_size: Option<usize>,
+    /// Shuffle the train data every epoch (default on).
     pub shuffle: bool,
+    /// Drop a last train batch smaller than `batch_size` (default off).
     pub drop_last: bool,
     /// Inputs are multiplied by this (digits pixels are 0-16).
     pub scale: f32,
@@ -141,6 +159,7 @@ impl Default for DataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", remote = "Self")]
 pub enum ModelConfig {
+    /// `"kind": "mlp"`: the built-in multi-layer perceptron.
     Mlp(MlpSettings),
 }
 
@@ -150,6 +169,7 @@ pub enum ModelConfig {
 pub struct MlpSettings {
     /// Widths of the hidden layers.
     pub hidden: Vec<usize>,
+    /// Dropout probability after each hidden activation, in [0, 1) (default 0.2).
     pub dropout: f64,
 }
 
@@ -184,13 +204,19 @@ pub enum OptimizerConfig {
     Sgd(SgdSettings),
 }
 
+/// Settings of `adamw` and `adam`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdamSettings {
+    /// Base learning rate (default 3e-3).
     pub lr: f64,
+    /// Weight decay: decoupled for `adamw`, L2 in the gradient for `adam` (default 1e-4).
     pub weight_decay: f64,
+    /// First-moment decay (default 0.9).
     pub beta1: f64,
+    /// Second-moment decay (default 0.999).
     pub beta2: f64,
+    /// Added to the denominator (default 1e-8).
     pub eps: f64,
 }
 
@@ -206,13 +232,19 @@ impl Default for AdamSettings {
     }
 }
 
+/// Settings of `sgd`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SgdSettings {
+    /// Learning rate (default 3e-3).
     pub lr: f64,
+    /// Momentum factor; 0 is plain SGD (default 0.9).
     pub momentum: f64,
+    /// Dampening of the momentum (default 0).
     pub dampening: f64,
+    /// Nesterov momentum (default off).
     pub nesterov: bool,
+    /// L2 weight decay added to the gradient (default 1e-4).
     pub weight_decay: f64,
 }
 
@@ -243,6 +275,7 @@ impl OptimizerConfig {
         }
     }
 
+    /// Sets the base learning rate, whatever the kind.
     pub fn set_lr(&mut self, lr: f64) {
         match self {
             OptimizerConfig::AdamW(a) | OptimizerConfig::Adam(a) => a.lr = lr,

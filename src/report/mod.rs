@@ -81,15 +81,20 @@ pub struct ReportData {
 /// One named curve.
 #[derive(Debug, Clone, Default)]
 pub struct Series {
+    /// The metric's name, shown in the legend.
     pub name: String,
+    /// `(batches_fit, value)` points; NaN values leave gaps.
     pub points: Vec<(f64, f64)>,
 }
 
 /// Position and value of the best key metric.
 #[derive(Debug, Clone)]
 pub struct BestMarker {
+    /// The key metric's name.
     pub metric: String,
+    /// `batches_fit` of the best validation.
     pub x: f64,
+    /// Its value.
     pub y: f64,
 }
 
@@ -106,13 +111,20 @@ pub enum ReportError {
     /// failed.
     #[error("cannot write report {}: {source}", path.display())]
     Io {
+        /// The file being written.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
     /// Encoding or writing the PNG itself failed.
     #[error("cannot encode PNG {}: {message}", path.display())]
-    Encode { path: PathBuf, message: String },
+    Encode {
+        /// The PNG file.
+        path: PathBuf,
+        /// The encoder's message.
+        message: String,
+    },
 }
 
 impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for ReportError {
@@ -124,6 +136,7 @@ impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for Repor
 /// Report canvas size in pixels: large enough that 17 px body text stays readable
 /// at 100% zoom next to a meaningful history plot.
 pub const REPORT_WIDTH: u32 = 1800;
+/// Report canvas height in pixels.
 pub const REPORT_HEIGHT: u32 = 1100;
 
 /// A plotters drawing area on the in-memory RGB bitmap every figure is drawn into.

@@ -52,7 +52,10 @@ fn library_files() -> Vec<(String, PathBuf)> {
                 other => other.to_string(),
             };
             // Test-only files (`mod tests;` behind `#[cfg(test)]`) are not library code.
-            let test_only = matches!(parts.last().map(String::as_str), Some("tests.rs" | "testing.rs"));
+            let test_only = matches!(
+                parts.last().map(String::as_str),
+                Some("tests.rs" | "testing.rs")
+            );
             (module != "lib" && module != "main" && !test_only).then_some((module, rel))
         })
         .collect()
