@@ -161,7 +161,9 @@ impl Callback for CsvLogger {
                 cut_after(&self.train_path(), s.batches_fit)?;
                 cut_after(&self.val_path(), s.times_validated)?;
             }
-            Stage::TrainIterEnd => {
+            // A set's row exists once its last window is fit: `TrainBatchEnd` (a set cut
+            // into windows ends several iterations, and only the last one adds a row).
+            Stage::TrainBatchEnd => {
                 let last_row = s.train_history.at_batches_fit.last().copied();
                 if last_row != Some(s.batches_fit) {
                     return Ok(()); // skipped batch: no metrics to log

@@ -85,7 +85,9 @@ impl Callback for TensorBoard {
                 }
                 self.texts = texts;
             }
-            Stage::TrainIterEnd => {
+            // A set's row exists once its last window is fit: `TrainBatchEnd` (a set cut
+            // into windows ends several iterations, and only the last one adds a row).
+            Stage::TrainBatchEnd => {
                 let h = &s.train_history;
                 if h.at_batches_fit.last() != Some(&s.batches_fit) {
                     return Ok(());

@@ -346,6 +346,11 @@ fn windows_are_iterations_and_states_reset_after_each_set() {
         shapes: shapes.clone(),
     };
     let mut t = series_trainer(&data, &run, Box::new(model), init);
+    // Logs get one row per set, not one per window.
+    t.add_callback(deeptrain::callbacks::CsvLogger::new(run.join("logs")))
+        .unwrap();
+    t.add_callback(deeptrain::callbacks::TensorBoard::new(run.join("tb")))
+        .unwrap();
     let batch_ends = Arc::new(AtomicUsize::new(0));
     let b = batch_ends.clone();
     t.on(Stage::TrainBatchEnd, move |_| {
@@ -360,6 +365,25 @@ fn windows_are_iterations_and_states_reset_after_each_set() {
     assert_eq!(s.global_step, 3 * 3 + 3 * 2);
     assert_eq!(batch_ends.load(Ordering::SeqCst), 6);
     assert_eq!(s.train_history.len(), 6, "one row per set");
+    let csv = std::fs::read_to_string(run.join("logs/train.csv")).unwrap();
+    let firsts: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(firsts, ["1", "2", "3", "4", "5", "6"], "{csv}");
+    let tb = std::fs::read_dir(run.join("tb"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let losses = crate::support::tb_reader::read_scalars(&tb)
+        .unwrap()
+        .iter()
+        .filter(|(tag, ..)| tag == "train/loss")
+        .count();
+    assert_eq!(losses, 6, "one train/loss scalar per set");
     // Validation (sets of 3, 2 sets): after 4 sets (epoch 2) and after the last epoch.
     assert_eq!(s.batches_validated, 2 * 2);
     let train_windows = 15;
