@@ -124,7 +124,7 @@ fn default_job_trains_twice_in_one_cwd() {
     let mut config = JobConfig::from_file(&cwd.join("runs/digits/config.json")).unwrap();
     assert!(config.threads <= 1, "threads {}", config.threads);
     config.threads = 0;
-    assert_eq!(config, JobConfig::default());
+    assert_eq!(config, JobConfig::default().resolved());
 
     // The human view names the status.
     let human = run_ok(&cwd, &["inspect", "runs/digits"]);
