@@ -153,8 +153,10 @@ fn set_overrides_numbers_lists_strings_and_refuses_unknown_keys() {
 fn run_directories_are_named_after_the_job_or_its_settings() {
     // The default job keeps runs/digits.
     assert_eq!(JobConfig::default().run_dir(), Path::new("runs/digits"));
-    let mut job = JobConfig::default();
-    job.name = "wide".into();
+    let mut job = JobConfig {
+        name: "wide".into(),
+        ..JobConfig::default()
+    };
     assert_eq!(job.run_dir(), Path::new("runs/wide"));
     // No name: a descriptive one.
     job.name = String::new();
