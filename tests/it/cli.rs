@@ -640,7 +640,7 @@ fn usage_errors_exit_2_naming_the_argument() {
         (&["train", "--labels", "x"][..], "--labels"),
         (&["train", "-o", "foo"][..], "-o"),
         (&["inspect", "R", "--shuffle"][..], "--shuffle"),
-        (&["resume", "R", "--epochs", "3"][..], "--epochs"),
+        (&["resume", "R", "--seed", "3"][..], "--seed"),
         (&["data", "D", "--run-dir", "x"][..], "--run-dir"),
     ] {
         let msg = run_err(&cwd, args, 2);
