@@ -8,19 +8,24 @@ use clap::Args;
 use super::{set_threads, threads_from_env_or, CliError, CliResult, EXIT_INTERRUPTED};
 use crate::checkpoint;
 use crate::console::{errln, outln};
-use crate::error::IoContext;
+use crate::error::{Error, IoContext};
 use crate::interrupt::InterruptHandle;
-use crate::job::{DeviceSpec, JobConfig};
+use crate::job::{config_differences, parse_override, DeviceSpec, JobConfig, ResumeChanges};
 use crate::trainer::{Outcome, Trainer};
 
 /// Train a job: a JSON job config, or the default job (an MLP on the embedded digits set).
 #[derive(Debug, Default, Args)]
 pub(super) struct TrainArgs {
-    /// A JSON job config; every field is optional [default: the default job]
+    /// A JSON job config; every field is optional, "extends": "base.json" merges it over
+    /// another [default: the default job]
     #[arg(value_name = "CONFIG")]
     config: Option<PathBuf>,
-    /// Run directory; must not hold a run yet [default: the config's train.run_dir
-    /// (runs/digits), or DIR-2, DIR-3, ... if that one is in use]
+    /// Set one config value, e.g. optimizer.lr=0.001 or model.hidden=[512] (VALUE is JSON,
+    /// else a string); repeatable
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
+    set: Vec<(String, String)>,
+    /// Run directory; must not hold a run yet [default: the config's train.run_dir, else
+    /// runs/NAME (runs/digits), or DIR-2, DIR-3, ... if that one is in use]
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
     /// Epochs to train [default: the config's train.epochs (15)]
@@ -37,24 +42,52 @@ pub(super) struct TrainArgs {
     /// config's threads, else 1]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// When the run directory holds a run of this same config, resume it instead of
+    /// starting a new one (a run of another config is refused)
+    #[arg(long)]
+    resume_if_exists: bool,
 }
 
 /// Continue a run from its newest good checkpoint, to the end it was configured for.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Only the settings above may change on resume; they are saved with the run, so a \
+                  later plain `resume` keeps them. Model, data, optimizer, seed and schedule \
+                  are the run's own."
+)]
 pub(super) struct ResumeArgs {
     /// A run directory (its newest good checkpoint is used) or one checkpoint directory
     #[arg(value_name = "PATH")]
     path: PathBuf,
+    /// Train to N epochs in all: extends a finished or running run exactly as if N had
+    /// been configured [default: the run's]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: Option<u64>,
     /// CPU threads for candle; results are bitwise reproducible only for the run's own
     /// [default: $CANDLE_NUM_THREADS, else the run's]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// cpu, cuda, cuda:N or auto [default: the run's]
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<DeviceSpec>,
+    /// Early-stopping patience (runs with early stopping only) [default: the run's]
+    #[arg(long, value_name = "N")]
+    patience: Option<u64>,
+    /// No progress output from now on
+    #[arg(long)]
+    no_progress: bool,
+    /// No TensorBoard event files from now on
+    #[arg(long)]
+    no_tensorboard: bool,
+    /// No CSV logs from now on
+    #[arg(long)]
+    no_csv: bool,
 }
 
 pub(super) fn train(args: &TrainArgs) -> CliResult {
     let mut job = match &args.config {
-        None => JobConfig::default(),
-        Some(path) => JobConfig::from_file(path)?,
+        None => JobConfig::default_with_overrides(&args.set)?,
+        Some(path) => JobConfig::from_file_with_overrides(path, &args.set)?,
     };
     if let Some(n) = args.epochs {
         job.train.epochs = n;
@@ -70,6 +103,11 @@ pub(super) fn train(args: &TrainArgs) -> CliResult {
         n => n,
     };
     job.validate()?;
+    let mut job = job.resolved();
+    let wanted = args.run_dir.clone().unwrap_or(job.train.run_dir.clone());
+    if args.resume_if_exists && is_used(&wanted) {
+        return resume_matching(&job, &wanted);
+    }
     job.train.run_dir = match &args.run_dir {
         Some(dir) if is_used(dir) => {
             return Err(CliError::Usage(format!(
@@ -83,21 +121,86 @@ pub(super) fn train(args: &TrainArgs) -> CliResult {
     };
     set_threads(job.threads);
     let dir = job.train.run_dir.clone();
+    // Built before anything is written: a job that cannot start leaves no directory.
+    let mut trainer = job.build_trainer()?;
+    let existed = dir.exists();
     std::fs::create_dir_all(&dir).at(&dir)?;
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, job.to_json()).at(&config_path)?;
     outln!("run directory: {}", dir.display());
-    let mut trainer = job.build_trainer()?;
+    let result = fit_and_report(&mut trainer);
+    if result.is_err() && !existed && trainer.state.batches_fit == 0 {
+        // Failed before its first step: nothing worth keeping, and nothing in the way of
+        // the next try.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+/// `train --resume-if-exists` on a used directory: resume it when it holds a run of the
+/// same resolved config (its directory and thread count aside).
+fn resume_matching(job: &JobConfig, dir: &Path) -> CliResult {
+    let ckpt = checkpoint::load_latest(dir)?;
+    let mut saved = JobConfig::from_checkpoint(&ckpt)?;
+    let mut ours = job.clone();
+    for j in [&mut saved, &mut ours] {
+        j.train.run_dir = dir.to_path_buf();
+        j.threads = 0;
+    }
+    let differences = config_differences(&saved, &ours);
+    if !differences.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} holds a run of another config (differs in {}): resume it with `deeptrain resume {}` or drop --resume-if-exists",
+            dir.display(),
+            differences.join(", "),
+            dir.display()
+        )));
+    }
+    set_threads(job.threads);
+    let mut trainer = Trainer::from_checkpoint(ckpt)?;
+    outln!(
+        "resuming {} from {} ({})",
+        trainer.config.run_dir.display(),
+        trainer
+            .last_checkpoint()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        trainer.interrupt_status()
+    );
     fit_and_report(&mut trainer)
 }
 
 pub(super) fn resume(args: &ResumeArgs) -> CliResult {
     let ckpt = checkpoint::load_latest(&args.path)?;
+    let changes = ResumeChanges {
+        epochs: args.epochs,
+        threads: args.threads,
+        device: args.device,
+        patience: args.patience,
+        progress: args.no_progress.then_some(false),
+        tensorboard: args.no_tensorboard.then_some(false),
+        csv: args.no_csv.then_some(false),
+    };
     // The run's own thread count, unless overridden: results are bitwise reproducible
     // only for the same number of threads.
     let configured = JobConfig::from_checkpoint(&ckpt).map_or(0, |j| j.threads);
     set_threads(threads_from_env_or(args.threads, configured));
-    let mut trainer = Trainer::from_checkpoint(ckpt)?;
+    let changed = changes != ResumeChanges::default();
+    let mut trainer = Trainer::from_checkpoint_with(ckpt, &changes).map_err(|e| match e {
+        // A change the run cannot take is a command-line problem.
+        Error::Config { field, reason } if field == "epochs" || field == "patience" => {
+            CliError::Usage(format!("--{field}: {reason}"))
+        }
+        other => CliError::Failed(other),
+    })?;
+    if changed {
+        // The run directory's config says what the run now is.
+        if let Some(json) = trainer.job_config_json() {
+            let job = JobConfig::from_json_str(json, Path::new("the run's job config"))?;
+            let path = trainer.config.run_dir.join("config.json");
+            std::fs::write(&path, job.to_json()).at(&path)?;
+        }
+    }
     outln!(
         "resuming {} from {} ({})",
         trainer.config.run_dir.display(),

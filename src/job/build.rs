@@ -11,8 +11,12 @@ use crate::rng::{RngStream, StreamId};
 use crate::trainer::Trainer;
 
 impl JobConfig {
-    /// Builds the data, model, optimizer and trainer this config describes.
+    /// Builds the data, model, optimizer and trainer this config describes (an empty
+    /// name or run directory is derived first: see [`JobConfig::resolved`]).
     pub fn build_trainer(&self) -> Result<Trainer> {
+        if self.name.is_empty() || self.train.run_dir.as_os_str().is_empty() {
+            return self.resolved().build_trainer();
+        }
         self.validate()?;
         let device = self.device.open()?;
         let Loaders { train, val, info } = self.loaders()?;

@@ -10,6 +10,8 @@
 //! which is what lets `Trainer::resume(path)` rebuild the run with nothing else.
 
 mod build;
+mod changes;
+mod compose;
 mod data;
 mod defaults;
 mod device;
@@ -21,9 +23,11 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::callbacks::HealthPolicy;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::trainer::TrainConfig;
 
+pub use changes::ResumeChanges;
+pub use compose::{config_differences, merge, parse_override, EXTENDS_KEY, RUNS_DIR};
 pub use data::DIGITS_CSV_GZ;
 pub use device::{DeviceSpec, DEVICE_VALUES};
 
@@ -32,7 +36,9 @@ pub use device::{DeviceSpec, DEVICE_VALUES};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobConfig {
-    /// The run's name in reports (default `digits-mlp`).
+    /// The run's name in reports and, unless `train.run_dir` is given, its directory
+    /// `runs/NAME` (default `digits`). Empty: a descriptive name from the settings, e.g.
+    /// `mlp-256_adamw-1e-3_b128_s7` (see [`JobConfig::resolved`]).
     pub name: String,
     /// `cpu`, `cuda:N` (`cuda`: `cuda:0`) or `auto` (CUDA when built with it and present).
     pub device: DeviceSpec,
@@ -45,6 +51,8 @@ pub struct JobConfig {
     /// The optimizer, by `kind`.
     pub optimizer: OptimizerConfig,
     /// Fields left out take the default job's values (see `train_over_job_defaults`).
+    /// `train.run_dir` left out or empty means `runs/NAME` (see [`JobConfig::resolved`]);
+    /// the config saved in a run directory and its checkpoints has it filled in.
     #[serde(deserialize_with = "train_over_job_defaults")]
     pub train: TrainConfig,
     /// Built-in callbacks: logs, progress, health checks.
@@ -320,7 +328,7 @@ tagged_with_default_kind!(OptimizerConfig, "adamw");
 impl Default for JobConfig {
     fn default() -> Self {
         Self {
-            name: "digits-mlp".into(),
+            name: "digits".into(),
             device: DeviceSpec::Cpu,
             threads: 0,
             data: DataConfig::default(),
@@ -329,7 +337,8 @@ impl Default for JobConfig {
             train: TrainConfig {
                 epochs: 15,
                 seed: 7,
-                run_dir: PathBuf::from("runs/digits"),
+                // Derived: `runs/NAME`, i.e. `runs/digits`.
+                run_dir: PathBuf::new(),
                 key_metric: "val_accuracy".into(),
                 ..TrainConfig::default()
             },
@@ -340,10 +349,10 @@ impl Default for JobConfig {
 }
 
 impl JobConfig {
-    /// Reads a JSON job config; fields left out take their defaults.
+    /// Reads a JSON job config, with its `extends` chain (see
+    /// [`JobConfig::from_file_with_overrides`]); fields left out take their defaults.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).at(path)?;
-        Self::from_json_str(&text, path)
+        Self::from_file_with_overrides(path, &[])
     }
 
     /// Parses and checks a JSON job config; `origin` names it in errors, which also
@@ -415,7 +424,7 @@ fn config_error(origin: &Path, e: serde_path_to_error::Error<serde_json::Error>)
 
 /// Reads a `train` section over the default job's loop settings rather than over
 /// `TrainConfig::default()`, so `{"train": {"epochs": 60}}` is the default job with 60
-/// epochs (seed 7, `runs/digits`, `val_accuracy`), exactly as `--epochs 60` is.
+/// epochs (seed 7, run directory `runs/NAME`, `val_accuracy`), exactly as `--epochs 60` is.
 fn train_over_job_defaults<'de, D>(deserializer: D) -> std::result::Result<TrainConfig, D::Error>
 where
     D: Deserializer<'de>,

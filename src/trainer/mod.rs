@@ -21,7 +21,7 @@ use crate::metrics::MetricSet;
 use crate::model::{parameter_count, ForwardCtx, Model, Task};
 use crate::optim::{grad_sq_norms, NamedVar, TrainOptimizer};
 use crate::rng::RngStream;
-use crate::state::{StopRequest, TrainState};
+use crate::state::{AfterValidation, DoneReason, Phase, StopRequest, TrainState};
 
 mod builder;
 mod config;
@@ -242,6 +242,58 @@ impl Trainer {
         out += &format!("phase {:?}: {}\n", s.phase, s.interrupt_status());
         out += &s.summary(self.config.epochs);
         out
+    }
+
+    /// Sets the number of epochs to run to `epochs`, as if it had been configured from
+    /// the start: a run that finished its last epoch (done, or validating after it) goes
+    /// on to the next epoch. Bitwise the same as the longer run when that run would also
+    /// have validated at this epoch end (epoch-based validation; batch- and step-based
+    /// validation also runs once after the last epoch, which then stays in the history).
+    ///
+    /// Refused, leaving the trainer as it was, when the run is past epoch `epochs`, or was
+    /// stopped (early stopping, a health check) rather than finished.
+    pub fn extend_epochs(&mut self, epochs: u64) -> Result<()> {
+        let done = self.state.epoch;
+        let at_end = matches!(
+            self.state.phase,
+            Phase::Done {
+                reason: DoneReason::Finished
+            } | Phase::Validate {
+                then: AfterValidation::Finish
+            }
+        );
+        if let Phase::Done {
+            reason: DoneReason::Stopped(stop),
+        } = &self.state.phase
+        {
+            return Err(Error::config(
+                "epochs",
+                format!("the run was stopped by {stop}, not finished: more epochs would not continue it"),
+            ));
+        }
+        // Epochs that have begun must be allowed to end.
+        let least = if at_end { done } else { done + 1 };
+        if epochs < least.max(1) {
+            return Err(Error::config(
+                "epochs",
+                format!(
+                    "{epochs} is fewer than the run has already begun ({least}): give at least {least}"
+                ),
+            ));
+        }
+        self.config.epochs = epochs;
+        if epochs > done {
+            self.state.phase = match self.state.phase.clone() {
+                Phase::Done { .. } => Phase::EpochStart,
+                Phase::Validate {
+                    then: AfterValidation::Finish,
+                } => Phase::Validate {
+                    then: AfterValidation::EpochStart,
+                },
+                other => other,
+            };
+        }
+        Ok(())
     }
 
     /// Gradient norms over one pass of the train data, without updating anything: for

@@ -124,7 +124,7 @@ fn default_job_trains_twice_in_one_cwd() {
     let mut config = JobConfig::from_file(&cwd.join("runs/digits/config.json")).unwrap();
     assert!(config.threads <= 1, "threads {}", config.threads);
     config.threads = 0;
-    assert_eq!(config, JobConfig::default());
+    assert_eq!(config, JobConfig::default().resolved());
 
     // The human view names the status.
     let human = run_ok(&cwd, &["inspect", "runs/digits"]);
@@ -640,7 +640,7 @@ fn usage_errors_exit_2_naming_the_argument() {
         (&["train", "--labels", "x"][..], "--labels"),
         (&["train", "-o", "foo"][..], "-o"),
         (&["inspect", "R", "--shuffle"][..], "--shuffle"),
-        (&["resume", "R", "--epochs", "3"][..], "--epochs"),
+        (&["resume", "R", "--seed", "3"][..], "--seed"),
         (&["data", "D", "--run-dir", "x"][..], "--run-dir"),
     ] {
         let msg = run_err(&cwd, args, 2);

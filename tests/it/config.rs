@@ -88,7 +88,7 @@ fn defaults() {
         ),
         (15, 7, "val_accuracy")
     );
-    assert_eq!(job.train.run_dir, Path::new("runs/digits"));
+    assert_eq!(job.run_dir(), Path::new("runs/digits"));
 
     // A kind alone gets that kind's defaults; a kind left out is adamw / mlp.
     let sgd = parse(r#"{"optimizer": {"kind": "sgd"}}"#).unwrap();

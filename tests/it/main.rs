@@ -14,5 +14,6 @@ mod optimizers;
 mod readme;
 mod report;
 mod resume;
+mod runs;
 mod support;
 mod tensorboard;

@@ -46,7 +46,7 @@ fn readme_job_config_parses_with_every_field_it_shows() {
 fn readme_shows_the_real_help() {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    for args in [&["--help"][..], &["train", "--help"][..]] {
+    for args in [&["--help"][..], &["train", "--help"], &["resume", "--help"]] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_deeptrain"))
             .args(args)
             .output()
