@@ -168,8 +168,8 @@ pub fn render_layer_table(layers: &[LayerSummary], frozen: &[String]) -> String 
         "total".into(),
         String::new(),
         total.to_string(),
-        format!("{} trainable, {total_frozen} frozen", total - total_frozen),
         String::new(),
+        format!("{} trainable, {total_frozen} frozen", total - total_frozen),
     ]);
     let widths: Vec<usize> = (0..5)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))

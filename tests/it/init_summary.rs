@@ -286,3 +286,91 @@ fn resume_does_not_reload_init_from_even_when_the_source_is_gone() {
     assert!(state_bytes(&resumed.state) == state_bytes(&reference_state));
     assert!(tensor_bytes(&run) == tensor_bytes(&reference));
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_deeptrain");
+
+fn deeptrain(cwd: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The default job's rows: 64 → 128 → 10.
+fn assert_default_table(table: &str) {
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let find = |name: &str| rows.iter().find(|r| r.first() == Some(&name)).unwrap();
+    assert_eq!(find("layers.0")[1..4], ["[128]", "8320", "yes"], "{table}");
+    assert_eq!(find("layers.1")[1..4], ["[10]", "1290", "yes"], "{table}");
+    assert_eq!(find("total")[1], "9610", "{table}");
+    assert!(table.contains("weight [128, 64]"), "{table}");
+}
+
+#[test]
+fn summary_of_the_default_job_from_the_library_and_the_cli() {
+    let job = JobConfig::default();
+    let model = job.build_model().unwrap();
+    assert_eq!(model.name(), "mlp 64-128-10");
+    let layers = model.layers();
+    let shapes: Vec<_> = layers.iter().map(|l| l.output_shape.clone()).collect();
+    assert_eq!(shapes, [Some(vec![128]), Some(vec![10])]);
+    let params: Vec<usize> = layers.iter().map(|l| l.params()).collect();
+    assert_eq!(params, [8320, 1290]);
+    let table = deeptrain::model::summary_table(model.as_ref(), &[]);
+    assert_default_table(&table);
+    assert!(table.contains("9610 trainable, 0 frozen"), "{table}");
+
+    let dir = scratch("summary-cli");
+    std::fs::write(dir.join("job.json"), r#"{"freeze": ["layers.1.bias"]}"#).unwrap();
+    let out = deeptrain(&dir, &["summary", "job.json"]);
+    assert!(out.starts_with("model mlp 64-128-10\n"), "{out}");
+    assert!(out.contains("layers.1  [10]      1290  partly"), "{out}");
+    assert!(out.contains("9600 trainable, 10 frozen"), "{out}");
+    std::fs::write(dir.join("job.json"), "{}").unwrap();
+    assert_default_table(&deeptrain(&dir, &["summary", "job.json"]));
+}
+
+#[test]
+fn summary_and_inspect_of_a_run_show_the_layers() {
+    let dir = scratch("summary-run");
+    let mut job = JobConfig::default();
+    job.train.epochs = 1;
+    job.train.run_dir = dir.join("run");
+    job.logging.progress = false;
+    job.freeze = vec!["layers.0.*".into()];
+    job.build_trainer().unwrap().fit().unwrap();
+
+    let out = deeptrain(&dir, &["summary", "run"]);
+    assert!(out.contains("model mlp 64-128-10"), "{out}");
+    assert!(out.contains("1290 trainable, 8320 frozen"), "{out}");
+    assert!(out.contains("layers.0  [128]     8320  no"), "{out}");
+
+    let out = deeptrain(&dir, &["inspect", "run"]);
+    assert!(out.contains("layers.1  [10]      1290  yes"), "{out}");
+    assert!(out.contains("total               9610"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&deeptrain(&dir, &["inspect", "--json", "run/best"])).unwrap();
+    let layers = json["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[0]["name"], "layers.0");
+    assert_eq!(layers[0]["output_shape"], serde_json::json!([128]));
+    assert_eq!(layers[0]["params"], 8320);
+    assert_eq!(layers[0]["frozen_params"], 8320);
+    assert_eq!(layers[1]["params"], 1290);
+    assert_eq!(layers[1]["frozen_params"], 0);
+    assert_eq!(
+        layers[1]["variables"][1]["shape"],
+        serde_json::json!([10, 128])
+    );
+}
