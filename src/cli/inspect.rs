@@ -17,7 +17,7 @@ pub(super) struct InspectArgs {
     #[arg(value_name = "PATH")]
     path: PathBuf,
     /// Print one JSON object (checkpoint, epoch, global_step, batches_fit, phase,
-    /// finished, metrics, best, ...) [default: lines of text]
+    /// finished, metrics, best, layers, ...) [default: lines of text]
     #[arg(long)]
     json: bool,
 }
@@ -71,8 +71,16 @@ pub fn inspect_json(checkpoint: &Path, state: &TrainState) -> serde_json::Value 
 pub(super) fn inspect(args: &InspectArgs) -> CliResult {
     let ckpt = checkpoint::load_latest(&args.path)?;
     let state = &ckpt.meta.state;
+    // A model that cannot be rebuilt leaves the rest of the report standing.
+    let layers = super::summary::checkpoint_layers(&ckpt)
+        .map_err(|e| log::warn!("no layer table for {}: {e}", ckpt.dir.display()))
+        .ok();
     if args.json {
-        outln!("{}", inspect_json(&ckpt.dir, state));
+        let mut json = inspect_json(&ckpt.dir, state);
+        if let Some((layers, frozen)) = &layers {
+            json["layers"] = super::summary::layers_json(layers, frozen);
+        }
+        outln!("{json}");
         return Ok(0);
     }
     outln!("checkpoint {}", ckpt.dir.display());
@@ -87,5 +95,11 @@ pub(super) fn inspect(args: &InspectArgs) -> CliResult {
     );
     outln!("saved because {:?}", ckpt.meta.saved_because);
     outln!("{}", state.summary(ckpt.meta.run.epochs).trim_end());
+    if let Some((layers, frozen)) = &layers {
+        outln!(
+            "{}",
+            crate::model::render_layer_table(layers, frozen).trim_end()
+        );
+    }
     Ok(0)
 }

@@ -8,6 +8,7 @@
 mod data;
 mod inspect;
 mod report;
+mod summary;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +54,7 @@ enum Command {
     Inspect(inspect::InspectArgs),
     Report(report::ReportArgs),
     Data(data::DataArgs),
+    Summary(summary::SummaryArgs),
 }
 
 /// Why a command did not succeed.
@@ -101,6 +103,7 @@ where
         Some(Command::Inspect(a)) => inspect::inspect(&a),
         Some(Command::Report(a)) => report::report(&a),
         Some(Command::Data(a)) => data::data(&a),
+        Some(Command::Summary(a)) => summary::summary(&a),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 //! callbacks the config asks for.
 
 use super::data::Loaders;
+use super::init::{load_weights, trainable_vars};
 use super::{JobConfig, ModelConfig, OptimizerConfig};
 use crate::callbacks::{CsvLogger, EarlyStopping, HealthCheck, Progress, TensorBoard};
 use crate::error::{Error, Result};
@@ -12,16 +13,31 @@ use crate::trainer::Trainer;
 
 impl JobConfig {
     /// Builds the data, model, optimizer and trainer this config describes (an empty
-    /// name or run directory is derived first: see [`JobConfig::resolved`]).
+    /// name or run directory is derived first: see [`JobConfig::resolved`]); the model
+    /// starts from `init_from`'s weights when it is set, and the optimizer leaves the
+    /// `freeze` variables alone.
     pub fn build_trainer(&self) -> Result<Trainer> {
-        if self.name.is_empty() || self.train.run_dir.as_os_str().is_empty() {
-            return self.resolved().build_trainer();
-        }
+        self.build_trainer_inner(true)
+    }
+
+    /// The model this config describes with its seeded initial weights (`init_from` is
+    /// not applied), sized from the data, which is read.
+    pub fn build_model(&self) -> Result<Box<dyn Model>> {
         self.validate()?;
         let device = self.device.open()?;
-        let Loaders { train, val, info } = self.loaders()?;
+        let Loaders { info, .. } = self.loaders()?;
         let mut init = RngStream::new(self.train.seed, StreamId::Init);
-        let model = match &self.model {
+        Ok(Box::new(self.new_model(&info, &mut init, &device)?))
+    }
+
+    /// The model, sized by the data, with weights drawn from `init`.
+    fn new_model(
+        &self,
+        info: &crate::data_loaders::DataInfo,
+        init: &mut RngStream,
+        device: &candle_core::Device,
+    ) -> Result<Mlp> {
+        match &self.model {
             ModelConfig::Mlp(m) => Mlp::new(
                 MlpConfig {
                     inputs: info.sample_shape.iter().product(),
@@ -29,10 +45,34 @@ impl JobConfig {
                     outputs: info.num_classes.unwrap_or(1),
                     dropout: m.dropout as f32,
                 },
-                &mut init,
-                &device,
-            )?,
-        };
+                init,
+                device,
+            ),
+        }
+    }
+
+    /// [`JobConfig::build_trainer`]; `load_init` false skips `init_from` (on resume the
+    /// checkpoint's weights replace them, and the source may be gone).
+    pub(super) fn build_trainer_inner(&self, load_init: bool) -> Result<Trainer> {
+        if self.name.is_empty() || self.train.run_dir.as_os_str().is_empty() {
+            return self.resolved().build_trainer_inner(load_init);
+        }
+        self.validate()?;
+        let device = self.device.open()?;
+        let Loaders { train, val, info } = self.loaders()?;
+        let mut init = RngStream::new(self.train.seed, StreamId::Init);
+        let model = self.new_model(&info, &mut init, &device)?;
+        if let (true, Some(source)) = (load_init, &self.init_from) {
+            let report = load_weights(model.varmap(), source, &self.init_map)?;
+            log::info!(
+                "init_from {}: loaded {} of {} variables ({} source tensors unused)",
+                report.source.display(),
+                report.loaded.len(),
+                report.loaded.len() + report.kept.len(),
+                report.unused.len()
+            );
+        }
+        let vars = trainable_vars(model.varmap(), &self.freeze)?;
         let adam = |a: &super::AdamSettings| AdamConfig {
             lr: a.lr,
             beta1: a.beta1,
@@ -41,10 +81,10 @@ impl JobConfig {
             weight_decay: a.weight_decay,
         };
         let optimizer: Box<dyn TrainOptimizer> = match &self.optimizer {
-            OptimizerConfig::AdamW(a) => Box::new(AdamW::from_varmap(model.varmap(), adam(a))),
-            OptimizerConfig::Adam(a) => Box::new(Adam::from_varmap(model.varmap(), adam(a))),
-            OptimizerConfig::Sgd(s) => Box::new(Sgd::from_varmap(
-                model.varmap(),
+            OptimizerConfig::AdamW(a) => Box::new(AdamW::from_named(vars, adam(a))),
+            OptimizerConfig::Adam(a) => Box::new(Adam::from_named(vars, adam(a))),
+            OptimizerConfig::Sgd(s) => Box::new(Sgd::from_named(
+                vars,
                 SgdConfig {
                     lr: s.lr,
                     momentum: s.momentum,

@@ -15,8 +15,10 @@ mod compose;
 mod data;
 mod defaults;
 mod device;
+mod init;
 mod resume;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::Error as _;
@@ -30,6 +32,7 @@ pub use changes::ResumeChanges;
 pub use compose::{config_differences, merge, parse_override, EXTENDS_KEY, RUNS_DIR};
 pub use data::DIGITS_CSV_GZ;
 pub use device::{DeviceSpec, DEVICE_VALUES};
+pub use init::{frozen_variables, load_tensors, load_weights, read_weights, InitReport};
 
 /// A whole run described in JSON: data, model, optimizer, loop, logging. Every field is
 /// optional (the default job: an MLP on the embedded digits); unknown fields are errors.
@@ -59,6 +62,21 @@ pub struct JobConfig {
     pub logging: LoggingConfig,
     /// Stop when a validation metric stops improving.
     pub early_stopping: Option<EarlyStoppingConfig>,
+    /// Start from trained weights: a run directory (its newest good checkpoint), a
+    /// checkpoint directory (`runs/x/best`), a directory with a `model.safetensors` (an
+    /// exported model) or a `.safetensors` file. Every model variable whose name (after
+    /// `init_map`) is in the source with the same shape is overwritten before training;
+    /// a shape mismatch or no match at all is an error. Not applied again on resume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
+    /// Renames of the source's tensors before matching: `{"source.name": "model.name"}`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub init_map: BTreeMap<String, String>,
+    /// Variables the optimizer leaves alone, by name pattern (`layers.0.*`; `*` is any
+    /// run of characters, `?` one character); a pattern matching nothing is an error.
+    /// Frozen variables are saved in checkpoints all the same.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
 }
 
 /// Built-in callbacks a job gets; logs go into the run directory.
@@ -344,6 +362,9 @@ impl Default for JobConfig {
             },
             logging: LoggingConfig::default(),
             early_stopping: None,
+            init_from: None,
+            init_map: BTreeMap::new(),
+            freeze: Vec::new(),
         }
     }
 }
@@ -401,6 +422,9 @@ impl JobConfig {
                 "data.val_fraction",
                 format!("{} is not in [0, 1)", self.data.val_fraction),
             ));
+        }
+        if self.init_from.is_none() && !self.init_map.is_empty() {
+            return Err(Error::config("init_map", "needs init_from"));
         }
         self.device.check()
     }

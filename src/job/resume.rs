@@ -23,7 +23,8 @@ impl Trainer {
         let mut job = JobConfig::from_checkpoint(&ckpt)?;
         // The run directory may have moved since; it is where the checkpoint is now.
         job.train.run_dir = checkpoint::run_dir_of(&ckpt.dir);
-        let mut trainer = job.build_trainer()?;
+        // The checkpoint's weights replace init_from's, whose source may be gone.
+        let mut trainer = job.build_trainer_inner(false)?;
         trainer.apply_checkpoint(ckpt)?;
         Ok(trainer)
     }

@@ -5,8 +5,12 @@
 
 mod init;
 pub mod recurrent;
+mod summary;
 pub use init::seeded_var_builder;
 pub use recurrent::{Recurrent, RecurrentConfig};
+pub use summary::{
+    group_layers, layer_of, layers_of_varmap, render_layer_table, summary_table, LayerSummary,
+};
 
 use std::collections::HashMap;
 
@@ -45,6 +49,12 @@ pub trait Model: Send {
     }
     /// Forgets carried state (at the end of a sequence).
     fn reset_states(&mut self) {}
+    /// The model's layers for summaries. The default groups the variables by name
+    /// prefix ([`layers_of_varmap`]) with unknown output shapes; models that know their
+    /// output shapes say so.
+    fn layers(&self) -> Vec<LayerSummary> {
+        layers_of_varmap(self.varmap())
+    }
 }
 
 /// Number of scalar parameters in a var map.
@@ -180,6 +190,15 @@ impl Model for Mlp {
 
     fn varmap(&self) -> &VarMap {
         &self.varmap
+    }
+
+    fn layers(&self) -> Vec<LayerSummary> {
+        let mut layers = layers_of_varmap(&self.varmap);
+        let widths = self.config.hidden.iter().chain([&self.config.outputs]);
+        for (layer, width) in layers.iter_mut().zip(widths) {
+            layer.output_shape = Some(vec![*width]);
+        }
+        layers
     }
 
     fn forward(&mut self, x: &Tensor, ctx: &mut ForwardCtx) -> Result<Tensor> {
