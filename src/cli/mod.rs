@@ -6,7 +6,10 @@
 //! picks exit codes; `src/main.rs` only calls [`main`].
 
 mod data;
+mod evaluate;
+mod export;
 mod inspect;
+mod predict;
 mod report;
 mod train;
 
@@ -53,6 +56,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     Report(report::ReportArgs),
     Data(data::DataArgs),
+    Evaluate(evaluate::EvaluateArgs),
+    Predict(predict::PredictArgs),
+    Export(export::ExportArgs),
 }
 
 /// Why a command did not succeed.
@@ -101,6 +107,9 @@ where
         Some(Command::Inspect(a)) => inspect::inspect(&a),
         Some(Command::Report(a)) => report::report(&a),
         Some(Command::Data(a)) => data::data(&a),
+        Some(Command::Evaluate(a)) => evaluate::evaluate(&a),
+        Some(Command::Predict(a)) => predict::predict(&a),
+        Some(Command::Export(a)) => export::export(&a),
     };
     match result {
         Ok(code) => code,

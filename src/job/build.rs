@@ -100,3 +100,28 @@ impl JobConfig {
         Ok(())
     }
 }
+
+impl JobConfig {
+    /// Just the model this config describes, sized from `info` (what the train data looks
+    /// like) and initialised from `init`; used to rebuild a trained model for prediction,
+    /// evaluation and export. It builds the same model as [`JobConfig::build_trainer`].
+    pub(crate) fn build_model(
+        &self,
+        info: &crate::data_loaders::DataInfo,
+        init: &mut RngStream,
+        device: &candle_core::Device,
+    ) -> Result<Box<dyn Model>> {
+        Ok(match &self.model {
+            ModelConfig::Mlp(m) => Box::new(Mlp::new(
+                MlpConfig {
+                    inputs: info.sample_shape.iter().product(),
+                    hidden: m.hidden.clone(),
+                    outputs: info.num_classes.unwrap_or(1),
+                    dropout: m.dropout as f32,
+                },
+                init,
+                device,
+            )?),
+        })
+    }
+}
