@@ -16,3 +16,4 @@ mod report;
 mod resume;
 mod support;
 mod tensorboard;
+mod use_model;
