@@ -30,8 +30,10 @@ impl From<CheckpointArg> for CheckpointChoice {
     }
 }
 
-/// Evaluate a trained model: every configured metric, a per-class table and the confusion
-/// matrix, in eval mode.
+/// Evaluate a trained model: every configured metric, a per-class table, the confusion matrix
+///
+/// The model runs in eval mode over the run's validation data (or --data), batched as the
+/// run's validation; evaluation.json is written to -o DIR.
 #[derive(Debug, Args)]
 pub(super) struct EvaluateArgs {
     /// A run directory (its newest good checkpoint is used) or one checkpoint directory

@@ -10,8 +10,11 @@ use super::CliResult;
 use crate::console::outln;
 use crate::job::{Predictor, EXPORT_MODEL_FILE, MODEL_CARD_FILE};
 
-/// Export a trained model: DIR/model.safetensors (same tensor names as checkpoints) and
-/// DIR/model_card.json (config, input shape, classes, metrics, source checkpoint).
+/// Export a trained model for Python and other tools: model.safetensors and model_card.json
+///
+/// DIR/model.safetensors holds the model's variables under the names checkpoints use;
+/// DIR/model_card.json the model config, input shape and scale, classes, the checkpoint's
+/// metrics and best, and the source checkpoint.
 #[derive(Debug, Args)]
 pub(super) struct ExportArgs {
     /// A run directory (its newest good checkpoint is used) or one checkpoint directory

@@ -10,8 +10,7 @@ use super::{set_threads, threads_from_env_or, CliError, CliResult};
 use crate::console::outln;
 use crate::job::{check_output_path, Predictor};
 
-/// Predict with a trained model: probabilities and predicted classes for a classifier,
-/// values for regression.
+/// Predict with a trained model: class probabilities and classes, or regression values
 #[derive(Debug, Args)]
 pub(super) struct PredictArgs {
     /// A run directory (its newest good checkpoint is used) or one checkpoint directory
