@@ -26,7 +26,7 @@ pub mod data_loaders;
 
 pub use callbacks::{Callback, Control, Stage, TrainerView};
 pub use error::{Error, Result};
-pub use job::JobConfig;
+pub use job::{JobConfig, Predictor};
 pub use model::{Mlp, MlpConfig, Model, Recurrent, RecurrentConfig, Task};
 pub use optim::{Adam, AdamConfig, AdamW, Sgd, SgdConfig, TrainOptimizer};
 pub use rng::{RngStream, StreamId};

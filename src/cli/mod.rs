@@ -6,7 +6,10 @@
 //! picks exit codes; `src/main.rs` only calls [`main`].
 
 mod data;
+mod evaluate;
+mod export;
 mod inspect;
+mod predict;
 mod report;
 mod summary;
 mod train;
@@ -55,6 +58,9 @@ enum Command {
     Report(report::ReportArgs),
     Data(data::DataArgs),
     Summary(summary::SummaryArgs),
+    Evaluate(evaluate::EvaluateArgs),
+    Predict(predict::PredictArgs),
+    Export(export::ExportArgs),
 }
 
 /// Why a command did not succeed.
@@ -104,6 +110,9 @@ where
         Some(Command::Report(a)) => report::report(&a),
         Some(Command::Data(a)) => data::data(&a),
         Some(Command::Summary(a)) => summary::summary(&a),
+        Some(Command::Evaluate(a)) => evaluate::evaluate(&a),
+        Some(Command::Predict(a)) => predict::predict(&a),
+        Some(Command::Export(a)) => export::export(&a),
     };
     match result {
         Ok(code) => code,

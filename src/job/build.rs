@@ -30,8 +30,10 @@ impl JobConfig {
         Ok(Box::new(self.new_model(&info, &mut init, &device)?))
     }
 
-    /// The model, sized by the data, with weights drawn from `init`.
-    fn new_model(
+    /// The model, sized by the data (`info`: what the train data looks like), with
+    /// weights drawn from `init`: the one place a job's model is made, for training,
+    /// prediction, evaluation and export alike.
+    pub(crate) fn new_model(
         &self,
         info: &crate::data_loaders::DataInfo,
         init: &mut RngStream,

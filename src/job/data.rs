@@ -68,7 +68,7 @@ impl JobConfig {
     }
 
     /// An AutoData loader over `source` (optionally one `file` of it).
-    fn auto_data(
+    pub(super) fn auto_data(
         &self,
         source: &str,
         file: Option<&str>,

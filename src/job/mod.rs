@@ -4,7 +4,8 @@
 //! named alternatives (device, optimizer, model, health policy, schedule) is an enum, so
 //! a wrong name is an error naming the field and the valid values when the file is read.
 //! Building the run is in `build.rs` and `data.rs`, rebuilding it from a checkpoint in
-//! `resume.rs`.
+//! `resume.rs`. Using a trained run (predict, evaluate, export) is in `predict.rs`,
+//! `evaluate.rs` and `export.rs`.
 //!
 //! The resolved config is written to `RUN_DIR/config.json` and into every checkpoint,
 //! which is what lets `Trainer::resume(path)` rebuild the run with nothing else.
@@ -15,7 +16,10 @@ mod compose;
 mod data;
 mod defaults;
 mod device;
+mod evaluate;
+mod export;
 mod init;
+mod predict;
 mod resume;
 
 use std::collections::BTreeMap;
@@ -32,7 +36,12 @@ pub use changes::ResumeChanges;
 pub use compose::{config_differences, merge, parse_override, EXTENDS_KEY, RUNS_DIR};
 pub use data::DIGITS_CSV_GZ;
 pub use device::{DeviceSpec, DEVICE_VALUES};
+pub use evaluate::{ClassRow, EvalData, Evaluation};
+pub use export::{export, ModelCard, TensorInfo, EXPORT_MODEL_FILE, MODEL_CARD_FILE};
 pub use init::{frozen_variables, load_tensors, load_weights, read_weights, InitReport};
+pub use predict::{
+    check_output_path, CheckpointChoice, PredictionSummary, Predictor, OUTPUT_EXTENSIONS,
+};
 
 /// A whole run described in JSON: data, model, optimizer, loop, logging. Every field is
 /// optional (the default job: an MLP on the embedded digits); unknown fields are errors.

@@ -289,8 +289,9 @@ impl TrainerBuilder {
     }
 }
 
-/// The metric set a task computes, from the configured names.
-fn metric_template(task: Task, names: &[String]) -> Result<MetricSet> {
+/// The metric set a task computes, from the configured names (what training and
+/// evaluation both update).
+pub(crate) fn metric_template(task: Task, names: &[String]) -> Result<MetricSet> {
     let (defaults, classes): (&[Metric], usize) = match task {
         Task::Classification { num_classes } => (&[Metric::Loss, Metric::Accuracy], num_classes),
         Task::Regression => (&[Metric::Loss, Metric::Mse, Metric::Mae, Metric::R2], 0),

@@ -28,6 +28,7 @@ mod config;
 mod machine;
 mod persist;
 
+pub(crate) use builder::metric_template;
 pub use builder::TrainerBuilder;
 pub use config::{Every, TrainConfig};
 

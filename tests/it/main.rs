@@ -18,3 +18,4 @@ mod resume;
 mod runs;
 mod support;
 mod tensorboard;
+mod use_model;

@@ -1,0 +1,224 @@
+//! Evaluating a trained model: every metric the run was configured with, a per-class
+//! table and the confusion matrix, over the run's validation data or any labelled source
+//! AutoData reads. Batches, loss and metric updates are exactly the trainer's validation
+//! ones, so on the run's own validation data the numbers equal its last `val_*` metrics.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use candle_core::DType;
+use serde::{Deserialize, Serialize};
+
+use super::predict::Predictor;
+use crate::data_loaders::{DataLoader, LoaderState, SetRef};
+use crate::error::{Error, Result};
+use crate::metrics::{argmax, ConfusionMatrix, MetricSet};
+use crate::model::Task;
+use crate::rng::{RngStream, StreamId};
+
+/// What to evaluate on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum EvalData {
+    /// The run's validation data as its job config defines it (the default).
+    #[default]
+    Validation,
+    /// A labelled file or directory AutoData reads; scaled and batched as the job's
+    /// validation data.
+    Source(PathBuf),
+}
+
+/// One row of the per-class table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassRow {
+    /// The class index.
+    pub class: usize,
+    /// Of the samples predicted as this class, the share that are (0 when none is).
+    pub precision: f64,
+    /// Of the samples of this class, the share predicted as it (0 when none is).
+    pub recall: f64,
+    /// Harmonic mean of precision and recall (0 when both are).
+    pub f1: f64,
+    /// Samples of this class.
+    pub support: u64,
+}
+
+/// The result of an evaluation; `deeptrain evaluate --json` prints it as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The checkpoint directory the weights came from.
+    pub checkpoint: String,
+    /// What was evaluated: `validation` or the source's path.
+    pub data: String,
+    /// Samples evaluated.
+    pub samples: u64,
+    /// Every configured metric by name (as in the run's history without the `val_`
+    /// prefix); `null` where undefined (NaN).
+    pub metrics: BTreeMap<String, Option<f64>>,
+    /// Precision, recall, F1 and support per class (empty for regression).
+    pub per_class: Vec<ClassRow>,
+    /// Counts `[actual][predicted]` (empty for regression).
+    pub confusion_matrix: Vec<Vec<u64>>,
+}
+
+impl Predictor {
+    /// Runs the model in eval mode over `data` and computes every metric the run was
+    /// configured with (`train.metrics`, else the task's defaults), the per-class table
+    /// and the confusion matrix.
+    pub fn evaluate(&self, data: &EvalData) -> Result<Evaluation> {
+        let job = self.job();
+        let d = &job.data;
+        let batch_size = d.val_batch_size.unwrap_or(d.batch_size);
+        let (loader, label): (Box<dyn DataLoader>, String) = match data {
+            EvalData::Validation => match job.loaders()?.val {
+                Some(v) => (v, "validation".into()),
+                None => {
+                    return Err(Error::config(
+                        "data",
+                        format!(
+                            "the run in {} has no validation data: give a labelled source to \
+                             evaluate on",
+                            job.train.run_dir.display()
+                        ),
+                    ))
+                }
+            },
+            EvalData::Source(path) => {
+                let source = super::predict::with_dir(path);
+                let source = source.to_string_lossy();
+                let auto = job.auto_data(&source, None, batch_size, false)?;
+                (Box::new(auto), path.display().to_string())
+            }
+        };
+        // The trainer's validation loader state, so the batches are the same.
+        let mut state = LoaderState::new(
+            batch_size,
+            false,
+            false,
+            &RngStream::new(job.train.seed, StreamId::ValShuffle),
+        );
+        loader.configure_state(&mut state);
+        let task = self.task();
+        let mut metrics = crate::trainer::metric_template(task, &job.train.metrics)?;
+        let mut confusion = match task {
+            Task::Classification { num_classes } => Some(
+                ConfusionMatrix::new(num_classes)
+                    .map_err(|e| Error::config("model", e.to_string()))?,
+            ),
+            Task::Regression => None,
+        };
+        let sets = loader.plan_epoch(1, &mut state)?;
+        let mut samples = 0u64;
+        for name in &sets {
+            let mut window = 0;
+            loop {
+                let b = loader.load(&state, SetRef::new(name).window(window), self.device())?;
+                let output = self.forward_scaled(&b.x)?;
+                let loss = task.loss(&output, &b.y)?;
+                let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                update(
+                    &mut metrics,
+                    confusion.as_mut(),
+                    task,
+                    loss,
+                    &output,
+                    &b.y,
+                    &label,
+                )?;
+                if b.is_last_window() {
+                    samples += b.size() as u64;
+                    break;
+                }
+                window += 1;
+            }
+        }
+        let (per_class, matrix) = match &confusion {
+            Some(c) => (class_rows(c), rows_of(c)),
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(Evaluation {
+            checkpoint: self.checkpoint_dir().display().to_string(),
+            data: label,
+            samples,
+            metrics: metrics
+                .compute()
+                .into_iter()
+                .map(|(k, v)| (k, v.is_finite().then_some(v)))
+                .collect(),
+            per_class,
+            confusion_matrix: matrix,
+        })
+    }
+}
+
+/// One batch into the metrics, as the trainer's validation does it.
+fn update(
+    m: &mut MetricSet,
+    confusion: Option<&mut ConfusionMatrix>,
+    task: Task,
+    mean_loss: f64,
+    output: &candle_core::Tensor,
+    y: &candle_core::Tensor,
+    source: &str,
+) -> Result<()> {
+    let n = output.dims().first().copied().unwrap_or(0);
+    let mut scores = output
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    for x in scores.iter_mut().filter(|x| !x.is_finite()) {
+        *x = f32::MIN;
+    }
+    let bad = |e: crate::metrics::MetricError| Error::Data(format!("{source}: {e}"));
+    match task {
+        Task::Classification { num_classes } => {
+            let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+            m.update_classification(mean_loss * n as f64, &scores, num_classes, &targets)
+                .map_err(bad)?;
+            if let Some(c) = confusion {
+                for (row, &t) in scores.chunks_exact(num_classes).zip(&targets) {
+                    c.record(t, argmax(row) as u32).map_err(bad)?;
+                }
+            }
+        }
+        Task::Regression => {
+            let targets = y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            m.update_regression(mean_loss * scores.len() as f64, &scores, &targets)
+                .map_err(bad)?;
+        }
+    }
+    Ok(())
+}
+
+/// `a / b`, 0 when `b` is 0 (scikit-learn's `zero_division=0`).
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn class_rows(c: &ConfusionMatrix) -> Vec<ClassRow> {
+    let k = c.num_classes();
+    (0..k)
+        .map(|class| {
+            let tp = c.count(class, class);
+            let predicted: u64 = (0..k).map(|a| c.count(a, class)).sum();
+            let support: u64 = (0..k).map(|p| c.count(class, p)).sum();
+            ClassRow {
+                class,
+                precision: ratio(tp, predicted),
+                recall: ratio(tp, support),
+                f1: ratio(2 * tp, predicted + support),
+                support,
+            }
+        })
+        .collect()
+}
+
+fn rows_of(c: &ConfusionMatrix) -> Vec<Vec<u64>> {
+    let k = c.num_classes();
+    (0..k)
+        .map(|a| (0..k).map(|p| c.count(a, p)).collect())
+        .collect()
+}
