@@ -9,7 +9,8 @@ use super::{set_threads, threads_from_env_or, CliResult};
 use crate::checkpoint;
 use crate::console::outln;
 use crate::error::{Error, IoContext};
-use crate::job::{CheckpointChoice, EvalData, Evaluation, Predictor};
+use crate::job::{parse_override, CheckpointChoice, EvalData, Evaluation, Predictor};
+use crate::report::confusion::render_confusion_matrix;
 
 /// Which checkpoint of a run to use (`--checkpoint`).
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
@@ -50,7 +51,12 @@ pub(super) struct EvaluateArgs {
     /// Print the evaluation as one JSON object instead of tables
     #[arg(long)]
     json: bool,
-    /// Directory to write evaluation.json into [default: RUN_DIR/evaluation]
+    /// Change a setting of the run's config for this evaluation only, e.g.
+    /// `--set data.val_batch_size=500` (repeatable; KEY a dotted path, VALUE JSON or text)
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
+    set: Vec<(String, String)>,
+    /// Directory to write evaluation.json and confusion_matrix.png into [default:
+    /// RUN_DIR/evaluation]
     #[arg(short, long, value_name = "DIR")]
     output: Option<PathBuf>,
     /// CPU threads for candle [default: $CANDLE_NUM_THREADS, else 1]
@@ -60,7 +66,7 @@ pub(super) struct EvaluateArgs {
 
 pub(super) fn evaluate(args: &EvaluateArgs) -> CliResult {
     set_threads(threads_from_env_or(args.threads, 0));
-    let predictor = Predictor::load_checkpoint(&args.path, args.checkpoint.into())?;
+    let predictor = Predictor::load_checkpoint_with(&args.path, args.checkpoint.into(), &args.set)?;
     let data = match &args.data {
         Some(p) => EvalData::Source(p.clone()),
         None => EvalData::Validation,
@@ -75,11 +81,26 @@ pub(super) fn evaluate(args: &EvaluateArgs) -> CliResult {
     std::fs::create_dir_all(&dir).at(&dir)?;
     let file = dir.join("evaluation.json");
     std::fs::write(&file, format!("{json}\n")).at(&file)?;
+    let figure = dir.join("confusion_matrix.png");
+    if !eval.confusion_matrix.is_empty() {
+        let labels: Vec<String> = eval.per_class.iter().map(|r| r.class.to_string()).collect();
+        let title = format!(
+            "{} — {} ({} samples)",
+            predictor.meta().run.name,
+            eval.data,
+            eval.samples
+        );
+        render_confusion_matrix(&title, &eval.confusion_matrix, &labels, &figure)
+            .map_err(Error::from)?;
+    }
     if args.json {
         outln!("{json}");
     } else {
         print_tables(&eval);
         outln!("wrote {}", file.display());
+        if !eval.confusion_matrix.is_empty() {
+            outln!("wrote {}", figure.display());
+        }
     }
     Ok(0)
 }

@@ -38,6 +38,15 @@ impl JobConfig {
         Self::from_value_with_overrides(value, composed, path, overrides)
     }
 
+    /// This config with `overrides` applied (as [`Self::from_file_with_overrides`]).
+    pub fn with_overrides(&self, overrides: &[(String, String)]) -> Result<Self> {
+        if overrides.is_empty() {
+            return Ok(self.clone());
+        }
+        let value = serde_json::to_value(self).map_err(|e| Error::config("job", e.to_string()))?;
+        Self::from_value_with_overrides(value, true, Path::new("the run's config"), overrides)
+    }
+
     /// The default job with `overrides` applied (as [`Self::from_file_with_overrides`]).
     pub fn default_with_overrides(overrides: &[(String, String)]) -> Result<Self> {
         let origin = Path::new("the default job");

@@ -79,6 +79,17 @@ impl Predictor {
     /// A run directory or checkpoint directory, and which of its checkpoints:
     /// [`CheckpointChoice::Best`] takes `best/` of the run `path` is or belongs to.
     pub fn load_checkpoint(path: impl AsRef<Path>, choice: CheckpointChoice) -> Result<Predictor> {
+        Self::load_checkpoint_with(path, choice, &[])
+    }
+
+    /// [`Predictor::load_checkpoint`] with `overrides` applied to the run's config first
+    /// (as `--set` does: e.g. `("data.val_batch_size", "500")`); settings that change
+    /// the model's shape make its weights not fit, which is an error naming them.
+    pub fn load_checkpoint_with(
+        path: impl AsRef<Path>,
+        choice: CheckpointChoice,
+        overrides: &[(String, String)],
+    ) -> Result<Predictor> {
         let path = path.as_ref();
         let ckpt = match choice {
             CheckpointChoice::Latest => checkpoint::load_latest(path)?,
@@ -95,12 +106,20 @@ impl Predictor {
                 checkpoint::load(&run.join(BEST_DIR))?
             }
         };
-        Self::from_checkpoint(ckpt)
+        Self::from_checkpoint_with(ckpt, overrides)
     }
 
     /// A checkpoint already loaded; it must come from a run built from a job config.
     pub fn from_checkpoint(ckpt: LoadedCheckpoint) -> Result<Predictor> {
-        let mut job = JobConfig::from_checkpoint(&ckpt)?;
+        Self::from_checkpoint_with(ckpt, &[])
+    }
+
+    /// [`Predictor::from_checkpoint`] with `overrides` applied to the run's config.
+    pub fn from_checkpoint_with(
+        ckpt: LoadedCheckpoint,
+        overrides: &[(String, String)],
+    ) -> Result<Predictor> {
+        let mut job = JobConfig::from_checkpoint(&ckpt)?.with_overrides(overrides)?;
         job.train.run_dir = checkpoint::run_dir_of(&ckpt.dir);
         let device = job.device.open()?;
         // The model is sized from the train data, as when it was built for training.

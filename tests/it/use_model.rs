@@ -276,3 +276,49 @@ fn bad_input_is_one_clear_line() {
         ran.stderr
     );
 }
+
+#[test]
+fn evaluate_on_another_source_with_set_and_a_confusion_figure() {
+    use std::io::Read;
+    let run_dir = trained();
+    let out = scratch("use-model-eval-data");
+    // The first 200 digits, as a CSV file with the label last (what AutoData reads).
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(DIGITS_CSV_GZ)
+        .read_to_string(&mut text)
+        .unwrap();
+    let rows: Vec<&str> = text.lines().take(200).collect();
+    let csv = out.join("test.csv");
+    std::fs::write(&csv, rows.join("\n") + "\n").unwrap();
+    let ran = run_ok(&[
+        "evaluate",
+        s(run_dir),
+        "--data",
+        s(&csv),
+        "--set",
+        "data.val_batch_size=50",
+        "--json",
+        "-o",
+        s(&out),
+    ]);
+    let cli: Evaluation = serde_json::from_str(&ran.stdout).unwrap();
+    let overrides = [("data.val_batch_size".to_string(), "50".to_string())];
+    let p = Predictor::load_checkpoint_with(
+        run_dir,
+        deeptrain::job::CheckpointChoice::Latest,
+        &overrides,
+    )
+    .unwrap();
+    assert_eq!(cli, p.evaluate(&EvalData::Source(csv.clone())).unwrap());
+    assert_eq!(cli.samples, 200);
+    assert_eq!(cli.per_class.iter().map(|r| r.support).sum::<u64>(), 200);
+    let acc = cli.metrics["accuracy"].unwrap();
+    assert!(acc > 0.8, "accuracy on 200 digits {acc}");
+    // The figure is a real PNG of the matrix.
+    let png = std::fs::read(out.join("confusion_matrix.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // A setting that changes the model's shape cannot load its weights: one clear line.
+    let bad = run(&["evaluate", s(run_dir), "--set", "model.hidden=[7]"]);
+    assert_eq!(bad.code, Some(1), "{}", bad.stderr);
+    assert!(bad.stderr.contains("layers.0"), "{}", bad.stderr);
+}
