@@ -158,16 +158,7 @@ fn resume_matching(job: &JobConfig, dir: &Path) -> CliResult {
     }
     set_threads(job.threads);
     let mut trainer = Trainer::from_checkpoint(ckpt)?;
-    outln!(
-        "resuming {} from {} ({})",
-        trainer.config.run_dir.display(),
-        trainer
-            .last_checkpoint()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        trainer.interrupt_status()
-    );
-    fit_and_report(&mut trainer)
+    resume_and_report(&mut trainer)
 }
 
 pub(super) fn resume(args: &ResumeArgs) -> CliResult {
@@ -201,16 +192,7 @@ pub(super) fn resume(args: &ResumeArgs) -> CliResult {
             std::fs::write(&path, job.to_json()).at(&path)?;
         }
     }
-    outln!(
-        "resuming {} from {} ({})",
-        trainer.config.run_dir.display(),
-        trainer
-            .last_checkpoint()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        trainer.interrupt_status()
-    );
-    fit_and_report(&mut trainer)
+    resume_and_report(&mut trainer)
 }
 
 /// A run directory that already has checkpoints or a config.
@@ -282,4 +264,18 @@ fn fit_and_report(trainer: &mut Trainer) -> CliResult {
             Ok(EXIT_INTERRUPTED)
         }
     }
+}
+
+/// Says which run continues from where, then trains it to its end.
+fn resume_and_report(trainer: &mut Trainer) -> CliResult {
+    outln!(
+        "resuming {} from {} ({})",
+        trainer.config.run_dir.display(),
+        trainer
+            .last_checkpoint()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        trainer.interrupt_status()
+    );
+    fit_and_report(trainer)
 }

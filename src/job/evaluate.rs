@@ -150,7 +150,8 @@ impl Predictor {
     }
 }
 
-/// One batch into the metrics, as the trainer's validation does it.
+/// One batch into the metrics, exactly as the trainer's validation does it, and into the
+/// confusion matrix.
 fn update(
     m: &mut MetricSet,
     confusion: Option<&mut ConfusionMatrix>,
@@ -160,30 +161,16 @@ fn update(
     y: &candle_core::Tensor,
     source: &str,
 ) -> Result<()> {
-    let n = output.dims().first().copied().unwrap_or(0);
-    let mut scores = output
-        .to_dtype(DType::F32)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    for x in scores.iter_mut().filter(|x| !x.is_finite()) {
-        *x = f32::MIN;
-    }
-    let bad = |e: crate::metrics::MetricError| Error::Data(format!("{source}: {e}"));
-    match task {
-        Task::Classification { num_classes } => {
-            let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-            m.update_classification(mean_loss * n as f64, &scores, num_classes, &targets)
-                .map_err(bad)?;
-            if let Some(c) = confusion {
-                for (row, &t) in scores.chunks_exact(num_classes).zip(&targets) {
-                    c.record(t, argmax(row) as u32).map_err(bad)?;
-                }
-            }
-        }
-        Task::Regression => {
-            let targets = y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-            m.update_regression(mean_loss * scores.len() as f64, &scores, &targets)
-                .map_err(bad)?;
+    let bad = |e: Error| match e {
+        Error::Metric(e) => Error::Data(format!("{source}: {e}")),
+        other => other,
+    };
+    let scores = crate::trainer::update_metrics(m, task, mean_loss, output, y).map_err(bad)?;
+    if let (Some(c), Task::Classification { num_classes }) = (confusion, task) {
+        let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+        for (row, &t) in scores.chunks_exact(num_classes).zip(&targets) {
+            c.record(t, argmax(row) as u32)
+                .map_err(|e| Error::Data(format!("{source}: {e}")))?;
         }
     }
     Ok(())

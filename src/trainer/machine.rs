@@ -178,7 +178,7 @@ impl Trainer {
                 }
                 self.state.learning_rate = lr;
                 let mut m = self.metrics.clone();
-                self.update_metrics(&mut m, loss_value, &output, &batch.y)?;
+                update_metrics(&mut m, self.task, loss_value, &output, &batch.y)?;
                 row = m.compute();
                 row.push(("lr".into(), lr));
                 row.push(("grad_norm".into(), global));
@@ -313,7 +313,7 @@ impl Trainer {
         let loss = self.task.loss(&output, &batch.y)?;
         let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let mut m = std::mem::take(&mut self.state.val_metrics);
-        self.update_metrics(&mut m, loss_value, &output, &batch.y)?;
+        update_metrics(&mut m, self.task, loss_value, &output, &batch.y)?;
         self.state.val_metrics = m;
         let last_window = batch.is_last_window();
         if last_window {
@@ -376,37 +376,6 @@ impl Trainer {
                 validation: s.times_validated - 1,
             });
         }
-    }
-
-    fn update_metrics(
-        &self,
-        m: &mut MetricSet,
-        mean_loss: f64,
-        output: &Tensor,
-        y: &Tensor,
-    ) -> Result<()> {
-        let n = output.dims().first().copied().unwrap_or(0);
-        let mut scores = output
-            .to_dtype(DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        // A diverged model still gets metrics (its loss is NaN); non-finite scores rank last.
-        for x in scores.iter_mut().filter(|x| !x.is_finite()) {
-            *x = f32::MIN;
-        }
-        match self.task {
-            Task::Classification { num_classes } => {
-                let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-                m.update_classification(mean_loss * n as f64, &scores, num_classes, &targets)?;
-            }
-            Task::Regression => {
-                let targets = y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                // The regression loss is a mean over every predicted value (several per
-                // sample for per-step time-series outputs), and so is the metric.
-                m.update_regression(mean_loss * scores.len() as f64, &scores, &targets)?;
-            }
-        }
-        Ok(())
     }
 
     /// Adds the time since the last call to the run's wall-clock total.
@@ -477,4 +446,40 @@ fn mean_rows(mut rows: Vec<Vec<(String, f64)>>) -> Vec<(String, f64)> {
         }
     }
     sums.into_iter().map(|(k, s)| (k, s / n)).collect()
+}
+
+/// Adds one batch to `m`: its mean loss (weighted by the samples, or by the predicted
+/// values for regression, as the loss itself) and its outputs against the targets `y`.
+/// Returns the scores as the metrics saw them (non-finite ones ranked last), for callers
+/// that want more than the metric set (a confusion matrix). Training, validation and
+/// `evaluate` all go through here, so their numbers agree exactly.
+pub(crate) fn update_metrics(
+    m: &mut MetricSet,
+    task: Task,
+    mean_loss: f64,
+    output: &Tensor,
+    y: &Tensor,
+) -> Result<Vec<f32>> {
+    let n = output.dims().first().copied().unwrap_or(0);
+    let mut scores = output
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    // A diverged model still gets metrics (its loss is NaN); non-finite scores rank last.
+    for x in scores.iter_mut().filter(|x| !x.is_finite()) {
+        *x = f32::MIN;
+    }
+    match task {
+        Task::Classification { num_classes } => {
+            let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+            m.update_classification(mean_loss * n as f64, &scores, num_classes, &targets)?;
+        }
+        Task::Regression => {
+            let targets = y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            // The regression loss is a mean over every predicted value (several per
+            // sample for per-step time-series outputs), and so is the metric.
+            m.update_regression(mean_loss * scores.len() as f64, &scores, &targets)?;
+        }
+    }
+    Ok(scores)
 }

@@ -31,6 +31,7 @@ mod persist;
 pub(crate) use builder::metric_template;
 pub use builder::TrainerBuilder;
 pub use config::{Every, TrainConfig};
+pub(crate) use machine::update_metrics;
 
 /// How `fit` ended.
 #[derive(Debug, Clone, PartialEq)]
