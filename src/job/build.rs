@@ -62,6 +62,10 @@ impl JobConfig {
         self.validate()?;
         let device = self.device.open()?;
         let Loaders { train, val, info } = self.loaders()?;
+        if device.is_cpu() {
+            let inputs = info.sample_shape.iter().product();
+            self.check_model_memory(inputs, info.num_classes.unwrap_or(1))?;
+        }
         let mut init = RngStream::new(self.train.seed, StreamId::Init);
         let model = self.new_model(&info, &mut init, &device)?;
         if let (true, Some(source)) = (load_init, &self.init_from) {

@@ -21,6 +21,7 @@ mod export;
 mod init;
 mod predict;
 mod resume;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -409,33 +410,6 @@ impl JobConfig {
     /// to an equal config.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
-    }
-
-    /// Rejects values that cannot work, naming the field.
-    pub fn validate(&self) -> Result<()> {
-        let lr = self.optimizer.lr();
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(Error::config(
-                "optimizer.lr",
-                format!("{lr} must be a positive number"),
-            ));
-        }
-        if self.train.epochs == 0 {
-            return Err(Error::config("train.epochs", "must be at least 1"));
-        }
-        if self.data.batch_size == 0 {
-            return Err(Error::config("data.batch_size", "must be at least 1"));
-        }
-        if !(0.0..1.0).contains(&self.data.val_fraction) {
-            return Err(Error::config(
-                "data.val_fraction",
-                format!("{} is not in [0, 1)", self.data.val_fraction),
-            ));
-        }
-        if self.init_from.is_none() && !self.init_map.is_empty() {
-            return Err(Error::config("init_map", "needs init_from"));
-        }
-        self.device.check()
     }
 }
 

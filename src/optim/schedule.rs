@@ -16,9 +16,9 @@ pub enum Schedule {
     Constant,
     /// Multiply by `gamma` every `step_size` steps: `base_lr * gamma^(step / step_size)`.
     Step {
-        /// Steps between two decays (0 acts as 1).
+        /// Steps between two decays, at least 1 (a job config refuses 0; here 0 acts as 1).
         step_size: u64,
-        /// Factor per decay, e.g. 0.1.
+        /// Factor per decay, in (0, 1], e.g. 0.1.
         gamma: f64,
     },
     /// Linear warm-up over `warmup_steps` (step `s < warmup_steps` uses

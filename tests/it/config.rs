@@ -140,7 +140,8 @@ fn every_field_round_trips() {
     job.optimizer = OptimizerConfig::Sgd(SgdSettings {
         lr: 0.1,
         momentum: 0.5,
-        dampening: 0.1,
+        // Nesterov needs dampening 0; dampening round-trips below.
+        dampening: 0.0,
         nesterov: true,
         weight_decay: 0.0,
     });
@@ -152,6 +153,14 @@ fn every_field_round_trips() {
     job.data.file = Some("x.npy".into());
     job.logging.health = HealthPolicy::Warn;
     job.early_stopping = Some(EarlyStoppingConfig::default());
+    assert_eq!(parse(&job.to_json()).unwrap(), job);
+    job.optimizer = OptimizerConfig::Sgd(SgdSettings {
+        lr: 0.1,
+        momentum: 0.5,
+        dampening: 0.1,
+        nesterov: false,
+        weight_decay: 0.0,
+    });
     assert_eq!(parse(&job.to_json()).unwrap(), job);
     // Every kind of every enum.
     for optimizer in [
@@ -236,4 +245,183 @@ fn bad_values_name_the_field() {
     assert_says(&err, &["data.batch_size"]);
     let err = error(r#"{} {}"#);
     assert_says(&err, &["trailing"]);
+}
+
+/// Each value the fault report found accepted is refused, naming the field and the range.
+#[test]
+fn out_of_range_values_name_the_field_and_the_range() {
+    let err = error(r#"{"optimizer": {"beta1": 1.5}}"#);
+    assert_says(&err, &["optimizer.beta1", "1.5", "[0, 1)"]);
+    let err = error(r#"{"optimizer": {"kind": "adam", "beta2": -1}}"#);
+    assert_says(&err, &["optimizer.beta2", "-1", "[0, 1)"]);
+    let err = error(r#"{"optimizer": {"weight_decay": -1}}"#);
+    assert_says(&err, &["optimizer.weight_decay", "-1", "[0, inf)"]);
+    let err = error(r#"{"optimizer": {"kind": "sgd", "weight_decay": -1}}"#);
+    assert_says(&err, &["optimizer.weight_decay", "-1", "[0, inf)"]);
+    let err = error(r#"{"optimizer": {"kind": "sgd", "momentum": 2, "nesterov": true}}"#);
+    assert_says(&err, &["optimizer.momentum", "2", "[0, 1)"]);
+    let err = error(r#"{"train": {"schedule": {"kind": "step", "step_size": 5, "gamma": -1}}}"#);
+    assert_says(&err, &["train.schedule.gamma", "-1", "(0, 1]"]);
+    let err = error(r#"{"train": {"clip_grad_norm": -1}}"#);
+    assert_says(&err, &["train.clip_grad_norm", "-1", "(0, inf)"]);
+    let err = error(r#"{"train": {"clip_grad_norm": 0}}"#);
+    assert_says(&err, &["train.clip_grad_norm", "0", "(0, inf)"]);
+}
+
+/// The other numeric settings, one bad value each.
+#[test]
+fn every_numeric_setting_is_range_checked() {
+    for (json, field, range) in [
+        (r#"{"optimizer": {"eps": 0}}"#, "optimizer.eps", "(0, inf)"),
+        (r#"{"optimizer": {"lr": 0}}"#, "optimizer.lr", "(0, inf)"),
+        (
+            r#"{"optimizer": {"kind": "sgd", "momentum": 1}}"#,
+            "optimizer.momentum",
+            "[0, 1)",
+        ),
+        (
+            r#"{"optimizer": {"kind": "sgd", "dampening": 1.5}}"#,
+            "optimizer.dampening",
+            "[0, 1]",
+        ),
+        (
+            r#"{"optimizer": {"kind": "sgd", "momentum": 0, "nesterov": true}}"#,
+            "optimizer.momentum",
+            "nesterov needs momentum > 0",
+        ),
+        (
+            r#"{"optimizer": {"kind": "sgd", "dampening": 0.5, "nesterov": true}}"#,
+            "optimizer.dampening",
+            "nesterov needs dampening 0",
+        ),
+        (r#"{"model": {"dropout": 1}}"#, "model.dropout", "[0, 1)"),
+        (
+            r#"{"model": {"hidden": [8, 0]}}"#,
+            "model.hidden[1]",
+            "at least 1",
+        ),
+        (
+            r#"{"data": {"batch_size": 0}}"#,
+            "data.batch_size",
+            "at least 1",
+        ),
+        (
+            r#"{"data": {"val_batch_size": 0}}"#,
+            "data.val_batch_size",
+            "at least 1",
+        ),
+        (
+            r#"{"data": {"val_fraction": -0.1}}"#,
+            "data.val_fraction",
+            "[0, 1)",
+        ),
+        (r#"{"data": {"scale": 0}}"#, "data.scale", "(0, inf)"),
+        (
+            r#"{"train": {"keep_last": 0}}"#,
+            "train.keep_last",
+            "at least 1",
+        ),
+        (
+            r#"{"train": {"schedule": {"kind": "step", "step_size": 0, "gamma": 0.5}}}"#,
+            "train.schedule.step_size",
+            "at least 1",
+        ),
+        (
+            r#"{"train": {"schedule": {"kind": "step", "step_size": 2, "gamma": 1.5}}}"#,
+            "train.schedule.gamma",
+            "(0, 1]",
+        ),
+        (
+            r#"{"train": {"schedule": {"kind": "cosine", "warmup_steps": 10, "total_steps": 5, "min_lr": 0}}}"#,
+            "train.schedule.total_steps",
+            "at least warmup_steps",
+        ),
+        (
+            r#"{"train": {"schedule": {"kind": "cosine", "warmup_steps": 0, "total_steps": 5, "min_lr": -1}}}"#,
+            "train.schedule.min_lr",
+            "[0, inf)",
+        ),
+        (
+            r#"{"early_stopping": {"patience": 0}}"#,
+            "early_stopping.patience",
+            "at least 1",
+        ),
+        (
+            r#"{"early_stopping": {"min_delta": -1}}"#,
+            "early_stopping.min_delta",
+            "[0, inf)",
+        ),
+    ] {
+        let err = error(json);
+        assert_says(&err, &[field, range]);
+    }
+    // The edges that are valid.
+    parse(r#"{"optimizer": {"beta1": 0, "beta2": 0, "weight_decay": 0}}"#).unwrap();
+    parse(r#"{"optimizer": {"kind": "sgd", "momentum": 0, "dampening": 1}}"#).unwrap();
+    parse(r#"{"train": {"schedule": {"kind": "step", "step_size": 1, "gamma": 1}}}"#).unwrap();
+    parse(r#"{"model": {"hidden": [], "dropout": 0}}"#).unwrap();
+}
+
+/// The default job, the README's job config and the MNIST example still validate.
+#[test]
+fn shipped_configs_validate() {
+    JobConfig::default().validate().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("```json\n").unwrap() + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    JobConfig::from_json_str(&readme[start..end], Path::new("README.md"))
+        .unwrap()
+        .validate()
+        .unwrap();
+    JobConfig::from_file(&root.join("examples/configs/mnist.json"))
+        .unwrap()
+        .validate()
+        .unwrap();
+}
+
+/// A model too big for the memory is refused before anything is allocated, with its size.
+#[test]
+fn a_model_past_available_memory_is_refused_with_its_size() {
+    let mut job = parse(r#"{"model": {"hidden": [1000000, 1000000]}}"#).unwrap();
+    job.validate().unwrap();
+    // 64 inputs, 10 outputs: about 1.0e12 parameters, 4 f32 copies with AdamW.
+    let err = job
+        .check_model_memory_against(64, 10, 8 << 30)
+        .unwrap_err()
+        .to_string();
+    assert_says(
+        &err,
+        &[
+            "config model.hidden: [1000000, 1000000] needs about 14902.3 GiB",
+            "for weights, gradients and optimizer state",
+            "this machine has 8.0 GiB available",
+        ],
+    );
+    job.model = ModelConfig::default();
+    job.check_model_memory_against(64, 10, 8 << 30).unwrap();
+
+    // Through the binary: exit 1 with that one line, no abort, no run directory.
+    let dir = crate::common::scratch("config_huge_model");
+    std::fs::write(
+        dir.join("cfg.json"),
+        r#"{"model": {"hidden": [1000000, 1000000]}, "train": {"run_dir": "runs/huge"}}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deeptrain"))
+        .args(["train", "cfg.json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert_says(
+        &stderr,
+        &[
+            "error: config model.hidden: [1000000, 1000000] needs about",
+            "GiB for weights, gradients and optimizer state; this machine has",
+        ],
+    );
+    assert!(!dir.join("runs/huge").exists());
 }
