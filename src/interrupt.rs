@@ -32,7 +32,7 @@ impl InterruptHandle {
     pub fn is_set(&self) -> bool {
         self.count() > 0
     }
-    /// Forgets the requests so far (`Trainer::fit` does this when it starts).
+    /// Forgets the requests so far (`Trainer::fit` does this when it has honoured one).
     pub fn clear(&self) {
         self.0.store(0, Ordering::SeqCst);
     }

@@ -102,6 +102,17 @@ where
             return e.exit_code();
         }
     };
+    // Ctrl-C and SIGTERM are turned into a clean stop from here on, before the job is
+    // read or built: a signal at any moment of `train`/`resume` ends in a checkpoint.
+    if matches!(
+        cli.command,
+        None | Some(Command::Train(_)) | Some(Command::Resume(_))
+    ) {
+        if let Err(e) = train::signals() {
+            errln!("error: {e}");
+            return EXIT_FAILURE;
+        }
+    }
     let result = match cli.command {
         None => train::train(&train::TrainArgs::default()),
         Some(Command::Train(a)) => train::train(&a),

@@ -1,5 +1,14 @@
 //! `deeptrain train` and `deeptrain resume`: running a job to its end, with Ctrl-C and
 //! SIGTERM turned into a checkpoint and exit status 130.
+//!
+//! The handler is installed by `cli::run` before the job is read, so a signal at any
+//! moment counts: one before training starts is honoured at the first iteration, and one
+//! during the final save (after the last check) still exits 130, saying that the run is
+//! complete and where its checkpoint is.
+//!
+//! Test hook: `DEEPTRAIN_TEST_PAUSE=before_fit` or `=train_end` prints `paused at POINT`
+//! and waits there (up to a minute) for a signal, so that tests can send one at exactly
+//! that moment without timing.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +20,7 @@ use crate::console::{errln, outln};
 use crate::error::{Error, IoContext};
 use crate::interrupt::InterruptHandle;
 use crate::job::{config_differences, parse_override, DeviceSpec, JobConfig, ResumeChanges};
-use crate::trainer::{Outcome, Trainer};
+use crate::trainer::{Outcome, RunLock, Trainer};
 
 /// Train a job: a JSON job config, or the default job (an MLP on the embedded digits set).
 #[derive(Debug, Default, Args)]
@@ -124,7 +133,17 @@ pub(super) fn train(args: &TrainArgs) -> CliResult {
     // Built before anything is written: a job that cannot start leaves no directory.
     let mut trainer = job.build_trainer()?;
     let existed = dir.exists();
-    std::fs::create_dir_all(&dir).at(&dir)?;
+    // One writer per run: locked before anything is written into the directory, and
+    // checked again under the lock (another process may have started a run there since).
+    let lock = RunLock::acquire(&dir)?;
+    if is_used(&dir) {
+        return Err(CliError::Usage(format!(
+            "{} already holds a run: continue it with `deeptrain resume {}` or choose another --run-dir",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    trainer.hold_run_lock(lock)?;
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, job.to_json()).at(&config_path)?;
     outln!("run directory: {}", dir.display());
@@ -140,6 +159,7 @@ pub(super) fn train(args: &TrainArgs) -> CliResult {
 /// `train --resume-if-exists` on a used directory: resume it when it holds a run of the
 /// same resolved config (its directory and thread count aside).
 fn resume_matching(job: &JobConfig, dir: &Path) -> CliResult {
+    let lock = RunLock::acquire(dir)?;
     let ckpt = checkpoint::load_latest(dir)?;
     let mut saved = JobConfig::from_checkpoint(&ckpt)?;
     let mut ours = job.clone();
@@ -158,10 +178,21 @@ fn resume_matching(job: &JobConfig, dir: &Path) -> CliResult {
     }
     set_threads(job.threads);
     let mut trainer = Trainer::from_checkpoint(ckpt)?;
+    trainer.hold_run_lock(lock)?;
     resume_and_report(&mut trainer)
 }
 
 pub(super) fn resume(args: &ResumeArgs) -> CliResult {
+    // Locked before the checkpoint is read: loading one trims the logs to it, which must
+    // not happen under a process still training there.
+    let run_dir = match args.path.join(checkpoint::STATE_FILE).is_file() {
+        true => checkpoint::run_dir_of(&args.path),
+        false => args.path.clone(),
+    };
+    let lock = match run_dir.is_dir() {
+        true => Some(RunLock::acquire(&run_dir)?),
+        false => None, // `load_latest` says what is missing
+    };
     let ckpt = checkpoint::load_latest(&args.path)?;
     let changes = ResumeChanges {
         epochs: args.epochs,
@@ -184,6 +215,9 @@ pub(super) fn resume(args: &ResumeArgs) -> CliResult {
         }
         other => CliError::Failed(other),
     })?;
+    if let Some(lock) = lock {
+        trainer.hold_run_lock(lock)?;
+    }
     if changed {
         // The run directory's config says what the run now is.
         if let Some(json) = trainer.job_config_json() {
@@ -214,7 +248,7 @@ fn first_free(dir: &Path) -> PathBuf {
 
 /// The process's Ctrl-C/SIGTERM handle: installed on first use, with the messages and
 /// the abort at the third signal that the command line promises.
-fn signals() -> crate::error::Result<InterruptHandle> {
+pub(super) fn signals() -> crate::error::Result<InterruptHandle> {
     static HANDLE: std::sync::OnceLock<InterruptHandle> = std::sync::OnceLock::new();
     if let Some(h) = HANDLE.get() {
         return Ok(h.clone());
@@ -234,9 +268,36 @@ fn signals() -> crate::error::Result<InterruptHandle> {
 
 /// Runs the trainer to its end and says how it ended; 130 when interrupted.
 fn fit_and_report(trainer: &mut Trainer) -> CliResult {
-    trainer.set_interrupt_handle(signals()?);
+    let handle = signals()?;
+    trainer.set_interrupt_handle(handle.clone());
+    pause_for_test("before_fit", &handle);
+    if std::env::var_os(PAUSE_VAR).is_some_and(|v| v == "train_end") {
+        let h = handle.clone();
+        trainer.on(crate::callbacks::Stage::TrainEnd, move |_| {
+            pause_for_test("train_end", &h);
+            Ok(())
+        });
+    }
     let outcome = trainer.fit()?;
     let dir = trainer.config.run_dir.clone();
+    if handle.is_set() && !matches!(outcome, Outcome::Interrupted { .. }) {
+        // The signal came after the last check, during the final save: the save
+        // completed, the run is whole, but the user asked to stop, so say so and exit 130.
+        let checkpoint = match &outcome {
+            Outcome::Stopped { checkpoint, .. } => Some(checkpoint.clone()),
+            _ => trainer.last_checkpoint().map(Path::to_path_buf),
+        };
+        outln!(
+            "interrupted during the final save, which completed: the run is {}; checkpoint: {}\nresume with: deeptrain resume {} (nothing is left to train)",
+            match &outcome {
+                Outcome::Stopped { stop, .. } => format!("stopped by {stop}"),
+                _ => "finished".to_string(),
+            },
+            checkpoint.map(|p| p.display().to_string()).unwrap_or_default(),
+            dir.display()
+        );
+        return Ok(EXIT_INTERRUPTED);
+    }
     match outcome {
         Outcome::Finished => {
             outln!("{}", trainer.info().trim_end());
@@ -263,6 +324,22 @@ fn fit_and_report(trainer: &mut Trainer) -> CliResult {
             );
             Ok(EXIT_INTERRUPTED)
         }
+    }
+}
+
+/// The environment variable of the test hook (see the module comment).
+const PAUSE_VAR: &str = "DEEPTRAIN_TEST_PAUSE";
+
+/// When `DEEPTRAIN_TEST_PAUSE` is `point`: says so on stdout and waits until `handle` is
+/// set (at most a minute), so that a test can signal at exactly this point.
+fn pause_for_test(point: &str, handle: &InterruptHandle) {
+    if std::env::var_os(PAUSE_VAR).is_none_or(|v| v != point) {
+        return;
+    }
+    outln!("paused at {point}");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !handle.is_set() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

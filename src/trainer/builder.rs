@@ -285,6 +285,7 @@ impl TrainerBuilder {
             saved_at: None,
             last_checkpoint: None,
             clock: Instant::now(),
+            run_lock: None,
         })
     }
 }

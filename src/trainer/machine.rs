@@ -35,9 +35,26 @@ use crate::state::{AfterValidation, Best, DoneReason, Phase, SetKind, StopReques
 
 impl Trainer {
     /// Trains until done, interrupted or stopped. Call again after an interrupt to go on.
+    ///
+    /// A stop request made before `fit` starts (a signal while the job was being built)
+    /// is honoured at the first check: nothing is trained, and an interrupt checkpoint is
+    /// written. The interrupt handle is cleared only when `fit` returns
+    /// `Outcome::Interrupted` (the request was honoured); a request that arrives after the
+    /// last check (during the final save) is left set, for the caller to see.
+    ///
+    /// Holds the run directory's lock ([`RunLock`](super::RunLock)) until it returns (or
+    /// trains under the one given to [`hold_run_lock`](Self::hold_run_lock)): a second
+    /// trainer on the same directory, in this process or another, is refused.
     pub fn fit(&mut self) -> Result<Outcome> {
+        let held = self
+            .run_lock
+            .as_ref()
+            .is_some_and(|l| l.is_for(&self.config.run_dir));
+        let _lock = match held {
+            true => None,
+            false => Some(super::RunLock::acquire(&self.config.run_dir)?),
+        };
         self.check_callback_states()?;
-        self.interrupt.clear();
         self.state.time.sessions += 1;
         self.clock = Instant::now();
         self.fire(Stage::TrainBegin);
@@ -63,6 +80,8 @@ impl Trainer {
                 self.write_run_report(SaveReason::Interrupt);
                 self.fire(Stage::Interrupt);
                 self.take_callback_error()?;
+                // Honoured: the next `fit` goes on.
+                self.interrupt.clear();
                 return Ok(Outcome::Interrupted { checkpoint });
             }
             self.control = Control::default();

@@ -4,7 +4,8 @@
 //! - `machine.rs`: the state machine, top to bottom (`fit`, one transition per step);
 //! - `builder.rs`: building a trainer from parts made in code;
 //! - `config.rs`: the loop settings (`TrainConfig`, `Every`);
-//! - `persist.rs`: checkpoints and reports written and read back.
+//! - `persist.rs`: checkpoints and reports written and read back;
+//! - `lock.rs`: one writer per run directory (`RunLock`, held by `fit`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -25,12 +26,14 @@ use crate::state::{AfterValidation, DoneReason, Phase, StopRequest, TrainState};
 
 mod builder;
 mod config;
+mod lock;
 mod machine;
 mod persist;
 
 pub(crate) use builder::metric_template;
 pub use builder::TrainerBuilder;
 pub use config::{Every, TrainConfig};
+pub use lock::{LockHolder, RunLock, LOCK_FILE};
 pub(crate) use machine::update_metrics;
 
 /// How `fit` ended.
@@ -91,6 +94,9 @@ pub struct Trainer {
     last_checkpoint: Option<PathBuf>,
     /// Time of the last wall-clock bookkeeping.
     clock: Instant,
+    /// The run directory's lock, when the caller took it before building the trainer
+    /// (see [`hold_run_lock`](Self::hold_run_lock)); otherwise `fit` takes its own.
+    run_lock: Option<RunLock>,
 }
 
 impl Trainer {
@@ -188,6 +194,24 @@ impl Trainer {
     pub fn set_interrupt_handle(&mut self, handle: InterruptHandle) -> &mut Self {
         self.interrupt = handle;
         self
+    }
+
+    /// Keeps `lock` (taken on this trainer's run directory before anything in it was
+    /// read or written) for the trainer's lifetime: `fit` then trains under it instead of
+    /// taking the lock itself. A lock on another directory is refused.
+    pub fn hold_run_lock(&mut self, lock: RunLock) -> Result<&mut Self> {
+        if !lock.is_for(&self.config.run_dir) {
+            return Err(Error::config(
+                "run_dir",
+                format!(
+                    "the lock {} is not of this trainer's run directory {}",
+                    lock.path().display(),
+                    self.config.run_dir.display()
+                ),
+            ));
+        }
+        self.run_lock = Some(lock);
+        Ok(self)
     }
 
     /// Where a stop at this moment would leave the run.

@@ -332,6 +332,95 @@ fn csv_logs_match_history_and_survive_a_resume_unchanged() {
     );
 }
 
+/// Files in `dir/logs` named `train.csv.damaged-*`, with their contents.
+fn damaged_copies(dir: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("train.csv.damaged-")
+        })
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_damaged_csv_log_is_set_aside_and_rebuilt_on_resume() {
+    let reference = scratch("csv-damaged-reference");
+    small_job(&reference)
+        .build_trainer()
+        .unwrap()
+        .fit()
+        .unwrap();
+    let train_csv = std::fs::read_to_string(reference.join("logs/train.csv")).unwrap();
+    let val_csv = std::fs::read_to_string(reference.join("logs/val.csv")).unwrap();
+
+    type Damage = fn(&str) -> String;
+    let cases: [(&str, Damage); 3] = [
+        // A number garbled in a row before the checkpoint.
+        ("garbled", |t| {
+            let mut lines: Vec<String> = t.lines().map(String::from).collect();
+            let f: Vec<&str> = lines[5].split(',').collect();
+            let mut f: Vec<String> = f.iter().map(|x| x.to_string()).collect();
+            f[6] = format!("{}7", f[6]);
+            lines[5] = f.join(",");
+            lines.join("\n") + "\n"
+        }),
+        // Cut short in the middle of the last row (a metric value of row 17).
+        ("truncated", |t| t[..t.len() - 4].to_string()),
+        // A row lost.
+        ("row-lost", |t| {
+            let lines: Vec<&str> = t.lines().collect();
+            let kept: Vec<&str> = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 3)
+                .map(|(_, l)| *l)
+                .collect();
+            kept.join("\n") + "\n"
+        }),
+    ];
+    for (name, damage) in cases {
+        let dir = scratch(&format!("csv-damaged-{name}"));
+        let mut t = small_job(&dir).build_trainer().unwrap();
+        let handle = t.interrupt_handle();
+        t.on(Stage::TrainIterEnd, move |v| {
+            if v.state.batches_fit == 17 {
+                handle.interrupt();
+            }
+            Ok(())
+        });
+        t.fit().unwrap();
+        drop(t);
+        let path = dir.join("logs/train.csv");
+        let damaged = damage(&std::fs::read_to_string(&path).unwrap());
+        std::fs::write(&path, &damaged).unwrap();
+        Trainer::resume(&dir).unwrap().fit().unwrap();
+        // The values come from the checkpoint; a lost row's global_step and set_name
+        // were only in the file, and stay empty.
+        let want = match name {
+            "row-lost" => train_csv.replacen("\n3,0,3,2,", "\n3,0,,,", 1),
+            _ => train_csv.clone(),
+        };
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            want,
+            "{name}: train.csv was not rebuilt to the uninterrupted run's"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("logs/val.csv")).unwrap(),
+            val_csv,
+            "{name}"
+        );
+        assert_eq!(damaged_copies(&dir), [damaged], "{name}: no damaged copy");
+    }
+}
+
 #[test]
 fn tensorboard_files_hold_every_scalar() {
     let dir = scratch("tb-run");

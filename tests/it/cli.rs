@@ -690,3 +690,151 @@ fn equals_form_options_and_no_command() {
     assert!(ran.stdout.contains("run directory: runs/digits\n"), "{ran}");
     assert_eq!(inspect_json(&cwd, "runs/digits")["epoch"], 15);
 }
+
+/// The `batches_fit` column of a run's `logs/train.csv`, which must not repeat.
+fn assert_no_duplicate_rows(run_dir: &Path) {
+    let text = std::fs::read_to_string(run_dir.join("logs/train.csv")).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for line in text.lines().skip(1) {
+        let first = line.split(',').next().unwrap().to_string();
+        assert!(seen.insert(first.clone()), "row {first} twice in train.csv");
+    }
+    assert!(!seen.is_empty(), "no rows in train.csv");
+}
+
+#[test]
+fn a_second_process_on_a_run_is_refused_naming_the_holder() {
+    let cwd = scratch("cli-two-writers");
+    std::fs::write(
+        cwd.join("cfg.json"),
+        r#"{"train": {"epochs": 200, "checkpoint_every": {"epochs": 1}}}"#,
+    )
+    .unwrap();
+    let Running {
+        mut child,
+        mut reader,
+        mut stdout,
+        stderr,
+    } = run_until_line(&cwd, &["train", "cfg.json", "--run-dir", "R"], "epoch 2/");
+    let holder = format!("R: is being trained by pid {} on host ", child.id());
+    // `resume`, `train --resume-if-exists` and `train` into the same directory: each is
+    // refused before it reads or writes anything there.
+    for args in [
+        &["resume", "R"][..],
+        &["train", "cfg.json", "--run-dir", "R", "--resume-if-exists"],
+    ] {
+        let msg = run_err(&cwd, args, 1);
+        assert!(msg.contains(&holder), "{args:?}: {msg}");
+        assert!(msg.contains(" since 20"), "{msg}");
+        assert!(msg.ends_with("wait for it or stop it"), "{msg}");
+    }
+    // Readers take no lock.
+    run_ok(&cwd, &["inspect", "R"]);
+    reader.read_to_string(&mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    let first = Ran {
+        code: status.code(),
+        stdout,
+        stderr: stderr.join().unwrap(),
+    };
+    assert_eq!(first.code, Some(0), "the first run was harmed:\n{first}");
+    assert_no_duplicate_rows(&cwd.join("R"));
+    assert_eq!(inspect_json(&cwd, "R")["epoch"], 200);
+    // The lock died with the process: the run can be resumed now.
+    run_ok(&cwd, &["resume", "R"]);
+}
+
+/// Starts `deeptrain ARGS` with `DEEPTRAIN_TEST_PAUSE=point`, waits for it to pause
+/// there, sends SIGINT and waits for the end.
+fn sigint_at_pause(cwd: &Path, args: &[&str], point: &str) -> Ran {
+    let mut child = command(cwd, args)
+        .env("DEEPTRAIN_TEST_PAUSE", point)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        err_pipe.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = String::new();
+    let mut sent = false;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        stdout.push_str(&line);
+        if line.starts_with(&format!("paused at {point}")) {
+            let kill = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(kill.success());
+            sent = true;
+        }
+    }
+    let status = child.wait().unwrap();
+    let ran = Ran {
+        code: status.code(),
+        stdout,
+        stderr: stderr.join().unwrap(),
+    };
+    assert!(sent, "never paused at {point}:\n{ran}");
+    assert!(!ran.stderr.contains("panicked"), "{ran}");
+    ran
+}
+
+#[test]
+fn a_sigint_before_training_starts_is_a_clean_interrupt() {
+    let cwd = scratch("cli-sigint-early");
+    std::fs::write(cwd.join("cfg.json"), LONG_JOB).unwrap();
+    let ran = sigint_at_pause(&cwd, &["train", "cfg.json", "--run-dir", "R"], "before_fit");
+    assert_eq!(ran.code, Some(130), "{ran}");
+    assert!(
+        ran.stdout.contains("resume with: deeptrain resume R"),
+        "{ran}"
+    );
+    let j = inspect_json(&cwd, "R");
+    assert_eq!(j["batches_fit"], 0, "{j}");
+    run_ok(&cwd, &["resume", "R"]);
+    assert_eq!(inspect_json(&cwd, "R")["finished"], Value::Bool(true));
+}
+
+#[test]
+fn a_sigint_during_the_final_save_exits_130_saying_the_run_is_complete() {
+    let cwd = scratch("cli-sigint-final-save");
+    std::fs::write(
+        cwd.join("cfg.json"),
+        r#"{"train": {"epochs": 2, "checkpoint_every": "never"}}"#,
+    )
+    .unwrap();
+    let ran = sigint_at_pause(&cwd, &["train", "cfg.json", "--run-dir", "R"], "train_end");
+    assert_eq!(ran.code, Some(130), "{ran}");
+    assert!(
+        ran.stdout
+            .contains("interrupted during the final save, which completed: the run is finished"),
+        "{ran}"
+    );
+    let ckpt = final_checkpoint(&cwd.join("R"));
+    assert!(
+        ran.stdout.contains(&format!(
+            "checkpoint: {}",
+            Path::new("R")
+                .join("checkpoints")
+                .join(ckpt.file_name().unwrap())
+                .display()
+        )),
+        "{ran}"
+    );
+    assert!(
+        ran.stdout.contains("resume with: deeptrain resume R"),
+        "{ran}"
+    );
+    assert_eq!(inspect_json(&cwd, "R")["finished"], Value::Bool(true));
+    // Resuming a finished run changes nothing and succeeds.
+    run_ok(&cwd, &["resume", "R"]);
+}
