@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
-use super::array::{byte_len, fmt_shape, ArrayData, Bytes, DType, FormatError};
+use super::array::{byte_len, fmt_shape, ArrayData, Bytes, DType, FormatError, MappedFile};
 
 /// Reads an idx file, or a gzip-compressed one (name ending in `.gz`) via a
 /// decompressed copy in `cache_dir` (see [`decompress_cached`]). Errors name
@@ -35,11 +35,7 @@ pub fn read_idx(path: impl AsRef<Path>, cache_dir: &Path) -> Result<ArrayData, F
     } else {
         path.to_path_buf()
     };
-    let file = File::open(&data_file).map_err(|e| FormatError::io(&data_file, "open", e))?;
-    // SAFETY: read-only mapping; the file must not be modified while mapped.
-    // Cache files are only ever replaced by rename, never rewritten in place.
-    let map =
-        unsafe { memmap2::Mmap::map(&file) }.map_err(|e| FormatError::io(&data_file, "mmap", e))?;
+    let map = MappedFile::open(&data_file, &data_file)?;
     parse(path, map)
 }
 
@@ -275,7 +271,7 @@ fn parse_header(path: &Path, map: &[u8], file_len: usize) -> Result<IdxHeader, F
 }
 
 /// Parses the idx file mapped in `map`; `path` is only used in messages.
-fn parse(path: &Path, map: memmap2::Mmap) -> Result<ArrayData, FormatError> {
+fn parse(path: &Path, map: MappedFile) -> Result<ArrayData, FormatError> {
     let IdxHeader {
         dtype,
         shape,
