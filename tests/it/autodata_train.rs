@@ -463,6 +463,23 @@ fn a_job_refuses_data_without_usable_labels() {
         "{e}"
     );
 
+    // idx images without their ...-labels-idx1-... partner.
+    let dir = scratch("labels-idx");
+    let mut idx = vec![0u8, 0, 8, 3];
+    for d in [200u32, 2, 2] {
+        idx.extend_from_slice(&d.to_be_bytes());
+    }
+    idx.extend((0..800).map(|i| (i % 251) as u8));
+    std::fs::write(dir.join("train-images-idx3-ubyte"), idx).unwrap();
+    let e = job_on(&dir).build_trainer().err().unwrap().to_string();
+    assert!(e.contains("no labels found for"), "{e}");
+    let data = AutoData::from_dir(&dir).unwrap().build().unwrap();
+    let report = data.report(0, &data.new_state()).unwrap().to_string();
+    assert!(
+        report.contains("labels      none found (y = x; "),
+        "{report}"
+    );
+
     // Labels of shape (200, 3): three values per sample for a one-output model.
     let dir = scratch("labels-200x3");
     npy_f32(&dir.join("x.npy"), &[200, 4], &x);
