@@ -7,8 +7,10 @@
 //! convert or refuse anything else so consumers never have to care.
 
 use std::fmt;
+use std::fs::{self, File};
 use std::io;
-use std::path::PathBuf;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -295,6 +297,19 @@ pub enum FormatError {
         /// Fields on `line`.
         actual: usize,
     },
+    /// A memory-mapped file whose length changed after it was mapped (truncated or
+    /// rewritten by another program while a run reads it). Found by
+    /// [`MappedFile::check_len`] before a read, instead of the SIGBUS that touching a
+    /// truncated map raises.
+    #[error("{}: changed size under the run (was {was} bytes, now {now}); the run stops here: restore the file, then resume from the last checkpoint", path.display())]
+    ChangedSize {
+        /// The mapped file.
+        path: PathBuf,
+        /// Its length when it was mapped.
+        was: u64,
+        /// Its length now.
+        now: u64,
+    },
     /// Anything else, described by `reason`: CSV syntax or options (bad delimiter, no
     /// rows, unknown label column, unterminated quote, invalid UTF-8), a `.gz` path
     /// without a name before the suffix, a data file holding no samples.
@@ -340,6 +355,83 @@ impl FormatError {
     }
 }
 
+/// A read-only memory map of a whole file, with the file's path and identity, so a
+/// reader can check that the file still has the mapped length before touching the map
+/// (touching pages past the end of a truncated file raises SIGBUS).
+pub struct MappedFile {
+    map: memmap2::Mmap,
+    path: PathBuf,
+    /// (device, inode) of the mapped file: a file replaced by rename is a different
+    /// file, and the map of the old one stays valid.
+    id: Option<(u64, u64)>,
+}
+
+impl MappedFile {
+    /// Opens and maps `path`. Errors name `shown` (the path the user gave, e.g. the
+    /// `.gz` of a decompressed cache file) with the action that failed.
+    pub fn open(path: &Path, shown: &Path) -> Result<Self, FormatError> {
+        let file = File::open(path).map_err(|e| FormatError::io(shown, "open", e))?;
+        // SAFETY: read-only mapping. The file must not be truncated while mapped: every
+        // read through `Bytes` of a batch is preceded by `check_len`, which turns a
+        // truncation before that point into an error. A truncation between the check and
+        // the read itself can still raise SIGBUS (the residual risk of reading mapped
+        // files that other programs may change).
+        let map =
+            unsafe { memmap2::Mmap::map(&file) }.map_err(|e| FormatError::io(shown, "mmap", e))?;
+        let id = file.metadata().ok().and_then(|m| file_id(&m));
+        Ok(MappedFile {
+            map,
+            path: path.to_path_buf(),
+            id,
+        })
+    }
+
+    /// The mapped file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Errors with [`FormatError::ChangedSize`] if the mapped file now has another
+    /// length than the map (one `stat`, cheap enough to run before every batch). A file
+    /// deleted or replaced by another one (rename) is fine: the map keeps the old one.
+    pub fn check_len(&self) -> Result<(), FormatError> {
+        let Ok(meta) = fs::metadata(&self.path) else {
+            return Ok(());
+        };
+        if self.id.is_some() && file_id(&meta) != self.id {
+            return Ok(());
+        }
+        let (was, now) = (self.map.len() as u64, meta.len());
+        if was == now {
+            Ok(())
+        } else {
+            Err(FormatError::ChangedSize {
+                path: self.path.clone(),
+                was,
+                now,
+            })
+        }
+    }
+}
+
+#[cfg(unix)]
+fn file_id(meta: &fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_meta: &fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
+impl Deref for MappedFile {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
 /// Where the bytes of an [`ArrayData`] live. Both variants are behind `Arc`
 /// so cloning an array (e.g. into worker threads) never copies data.
 #[derive(Clone)]
@@ -347,7 +439,7 @@ pub enum Bytes {
     /// `len` bytes starting at `offset` inside a memory-mapped file.
     Mapped {
         /// The mapping of the whole file, shared by every array of that file.
-        map: Arc<memmap2::Mmap>,
+        map: Arc<MappedFile>,
         /// Byte offset of the array's first byte in the map (any alignment).
         offset: usize,
         /// Length of the array in bytes.
@@ -485,6 +577,15 @@ impl ArrayData {
     /// All bytes, little-endian, C order.
     pub fn raw(&self) -> &[u8] {
         self.bytes.as_slice()
+    }
+
+    /// For an array in a memory-mapped file: errors if the file's length changed since
+    /// it was mapped (see [`MappedFile::check_len`]). Call before reading a batch.
+    pub fn check_mapped(&self) -> Result<(), FormatError> {
+        match &self.bytes {
+            Bytes::Mapped { map, .. } => map.check_len(),
+            Bytes::Owned(_) => Ok(()),
+        }
     }
 
     /// Zero-copy bytes of samples `start..end`.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
-use super::array::{byte_len, fmt_shape, ArrayData, Bytes, DType, FormatError};
+use super::array::{byte_len, fmt_shape, ArrayData, Bytes, DType, FormatError, MappedFile};
 
 /// Reads an idx file, or a gzip-compressed one (name ending in `.gz`) via a
 /// decompressed copy in `cache_dir` (see [`decompress_cached`]). Errors name
@@ -35,11 +35,7 @@ pub fn read_idx(path: impl AsRef<Path>, cache_dir: &Path) -> Result<ArrayData, F
     } else {
         path.to_path_buf()
     };
-    let file = File::open(&data_file).map_err(|e| FormatError::io(&data_file, "open", e))?;
-    // SAFETY: read-only mapping; the file must not be modified while mapped.
-    // Cache files are only ever replaced by rename, never rewritten in place.
-    let map =
-        unsafe { memmap2::Mmap::map(&file) }.map_err(|e| FormatError::io(&data_file, "mmap", e))?;
+    let map = MappedFile::open(&data_file, &data_file)?;
     parse(path, map)
 }
 
@@ -48,7 +44,10 @@ pub fn read_idx(path: impl AsRef<Path>, cache_dir: &Path) -> Result<ArrayData, F
 /// ISIZE field (uncompressed size mod 2^32) and which is not older than the
 /// `.gz`. Decompression writes a uniquely named temp file, fsyncs it, then
 /// renames it into place, so a crash or a concurrent reader never sees (and
-/// never trusts) a half-written cache file.
+/// never trusts) a half-written cache file. Inflating stops at the size the idx
+/// header (the stream's first bytes) declares: a stream that is longer (a gzip
+/// bomb) or shorter, or whose header is invalid, is an error and the temp file
+/// is removed, so no cache file is left.
 pub fn decompress_cached(gz: &Path, cache_dir: &Path) -> Result<PathBuf, FormatError> {
     let name = gz
         .file_name()
@@ -80,12 +79,40 @@ pub fn decompress_cached(gz: &Path, cache_dir: &Path) -> Result<PathBuf, FormatE
         .tempfile_in(cache_dir)
         .map_err(|e| FormatError::io(cache_dir, "create a temporary file in", e))?;
     let input = File::open(gz).map_err(|e| FormatError::io(gz, "open", e))?;
+    let mut decoder = MultiGzDecoder::new(io::BufReader::new(input));
+    // The idx header, read from the stream itself, says how many bytes the file has:
+    // inflating stops one byte past that, so a gzip bomb costs at most its declared
+    // size on disk (and the temp file is deleted when `tmp` drops on the error).
+    let head = read_idx_header(gz, &mut decoder)?;
+    let declared = head.end();
     let mut writer = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    io::copy(
-        &mut MultiGzDecoder::new(io::BufReader::new(input)),
-        &mut writer,
-    )
-    .map_err(|e| FormatError::io(gz, "decompress gzip", e))?;
+    io::Write::write_all(&mut writer, &head.bytes)
+        .map_err(|e| FormatError::io(tmp.path(), "write", e))?;
+    let rest = (declared - head.bytes.len()) as u64;
+    let copied = io::copy(&mut (&mut decoder).take(rest + 1), &mut writer)
+        .map_err(|e| FormatError::io(gz, "decompress gzip", e))?;
+    if copied > rest {
+        return Err(FormatError::Invalid {
+            path: gz.into(),
+            reason: format!(
+                "decompresses to more than the {declared} bytes its idx header declares \
+                 (shape {} of {} plus a {}-byte header); stopped after {} bytes, no cache file kept",
+                fmt_shape(&head.shape),
+                head.dtype,
+                head.data_start,
+                declared as u64 + 1,
+            ),
+        });
+    }
+    if copied < rest {
+        return Err(FormatError::Truncated {
+            path: gz.into(),
+            shape: fmt_shape(&head.shape),
+            dtype: head.dtype,
+            expected: head.data_len as u64,
+            actual: (head.bytes.len() - head.data_start) as u64 + copied,
+        });
+    }
     writer
         .into_inner()
         .map_err(|e| FormatError::io(tmp.path(), "write", e.into_error()))?
@@ -127,9 +154,50 @@ fn gzip_isize(gz: &Path) -> Result<u32, FormatError> {
     Ok(u32::from_le_bytes(trailer))
 }
 
-/// Parses the idx header of `map`; `path` is only used in messages.
-fn parse(path: &Path, map: memmap2::Mmap) -> Result<ArrayData, FormatError> {
-    if map.is_empty() {
+/// An idx header: element type, shape, where the data starts and how long it is.
+struct IdxHeader {
+    dtype: DType,
+    shape: Vec<usize>,
+    data_start: usize,
+    data_len: usize,
+    /// The header's own bytes (only filled by [`read_idx_header`]).
+    bytes: Vec<u8>,
+}
+
+impl IdxHeader {
+    /// Total file size the header declares: header plus data bytes.
+    fn end(&self) -> usize {
+        self.data_start + self.data_len
+    }
+}
+
+/// Reads the idx header from the start of a (decompressing) stream, so the caller
+/// knows the declared file size before writing more than the header. `path` is only
+/// used in messages.
+fn read_idx_header(path: &Path, input: &mut impl Read) -> Result<IdxHeader, FormatError> {
+    let mut bytes = Vec::with_capacity(4 + 4 * 255);
+    let mut fill = |bytes: &mut Vec<u8>, upto: usize| {
+        let want = (upto - bytes.len()) as u64;
+        input
+            .by_ref()
+            .take(want)
+            .read_to_end(bytes)
+            .map_err(|e| FormatError::io(path, "decompress gzip", e))
+    };
+    fill(&mut bytes, 4)?;
+    if bytes.len() == 4 && bytes[0] == 0 && bytes[1] == 0 {
+        let data_start = 4 + 4 * bytes[3] as usize;
+        fill(&mut bytes, data_start)?;
+    }
+    let mut head = parse_header(path, &bytes, bytes.len())?;
+    head.bytes = bytes;
+    Ok(head)
+}
+
+/// Parses the idx header at the start of `bytes` (a whole file of `file_len` bytes, or
+/// its first bytes); `path` is only used in messages.
+fn parse_header(path: &Path, map: &[u8], file_len: usize) -> Result<IdxHeader, FormatError> {
+    if file_len == 0 {
         return Err(FormatError::Empty {
             path: path.into(),
             format: "idx",
@@ -171,7 +239,7 @@ fn parse(path: &Path, map: memmap2::Mmap) -> Result<ArrayData, FormatError> {
         return Err(FormatError::TruncatedHeader {
             path: path.into(),
             header_end: data_start as u64,
-            file_len: map.len() as u64,
+            file_len: file_len as u64,
         });
     }
     let shape: Vec<usize> = map[4..data_start]
@@ -185,13 +253,33 @@ fn parse(path: &Path, map: memmap2::Mmap) -> Result<ArrayData, FormatError> {
             shape: shape_text,
         });
     }
-    let Some(expected) = byte_len(&shape, dtype) else {
+    let Some(data_len) = byte_len(&shape, dtype).filter(|n| n.checked_add(data_start).is_some())
+    else {
         return Err(FormatError::SizeOverflow {
             path: path.into(),
             shape: shape_text,
             dtype,
         });
     };
+    Ok(IdxHeader {
+        dtype,
+        shape,
+        data_start,
+        data_len,
+        bytes: Vec::new(),
+    })
+}
+
+/// Parses the idx file mapped in `map`; `path` is only used in messages.
+fn parse(path: &Path, map: MappedFile) -> Result<ArrayData, FormatError> {
+    let IdxHeader {
+        dtype,
+        shape,
+        data_start,
+        data_len: expected,
+        ..
+    } = parse_header(path, &map, map.len())?;
+    let shape_text = fmt_shape(&shape);
     let actual = map.len() - data_start;
     if actual != expected {
         let (expected, actual) = (expected as u64, actual as u64);
@@ -387,6 +475,57 @@ mod tests {
         let p = write("fake.gz", b"not gzip at all, honestly");
         let e = read_idx(&p, &cache).unwrap_err().to_string();
         assert!(e.contains("not a valid gzip file"), "{e}");
+    }
+
+    #[test]
+    fn gzip_bomb_stops_at_the_declared_size_and_leaves_no_cache_file() {
+        let dir = test_dir("idx_bomb");
+        let cache = dir.join("cache");
+        // A valid header for 10 samples of 10 bytes, then 64 MiB of zeros: the
+        // compressed file is tiny, the inflated one is not.
+        let gz = dir.join("bomb-idx3-ubyte.gz");
+        let mut enc =
+            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::best());
+        enc.write_all(&idx_bytes(0x08, &[10, 10], &[1; 100]))
+            .unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            enc.write_all(&zeros).unwrap();
+        }
+        enc.finish().unwrap();
+        assert!(fs::metadata(&gz).unwrap().len() < 1 << 20);
+        let e = read_idx(&gz, &cache).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: decompresses to more than the 112 bytes its idx header declares \
+                 (shape (10, 10) of u8 plus a 12-byte header); stopped after 113 bytes, \
+                 no cache file kept",
+                gz.display()
+            )
+        );
+        let left: Vec<_> = fs::read_dir(&cache).unwrap().collect();
+        assert!(left.is_empty(), "cache files left: {left:?}");
+
+        // A bad header inside the gzip is reported before anything is cached.
+        let gz = dir.join("png.gz");
+        gzip(&gz, b"\x89PNG\r\n and much more");
+        let e = read_idx(&gz, &cache).unwrap_err().to_string();
+        assert!(e.ends_with("not a valid idx file: expected magic 00 00 <type> <ndims> but the file starts with 89 50 4e 47"), "{e}");
+        let gz = dir.join("hdr.gz");
+        gzip(&gz, &[0, 0, 8, 3, 0, 0, 0, 5]);
+        let e = read_idx(&gz, &cache).unwrap_err().to_string();
+        assert!(
+            e.ends_with("header ends at byte 16 but the file has only 8 bytes"),
+            "{e}"
+        );
+        assert_eq!(fs::read_dir(&cache).unwrap().count(), 0);
+        // A short one too.
+        let gz = dir.join("short.gz");
+        gzip(&gz, &idx_bytes(0x08, &[10], &[1; 4]));
+        let e = read_idx(&gz, &cache).unwrap_err().to_string();
+        assert!(e.contains("but only 4 bytes follow the header"), "{e}");
+        assert_eq!(fs::read_dir(&cache).unwrap().count(), 0);
     }
 
     /// `$DEEPTRAIN_SHARED/data/mnist` if set, else `<manifest>/../shared/data/mnist`.

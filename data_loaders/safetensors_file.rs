@@ -6,13 +6,12 @@
 //! implementation; we only translate dtypes and record byte offsets.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use safetensors::{Dtype, SafeTensors};
 
-use super::array::{ArrayData, Bytes, DType, FormatError};
+use super::array::{ArrayData, Bytes, DType, FormatError, MappedFile};
 
 /// Maps a safetensors dtype to ours; `None` for types we do not feed.
 fn convert_dtype(dtype: Dtype) -> Option<DType> {
@@ -35,9 +34,7 @@ pub fn read_safetensors(
     path: impl AsRef<Path>,
 ) -> Result<BTreeMap<String, ArrayData>, FormatError> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| FormatError::io(path, "open", e))?;
-    // SAFETY: read-only mapping; the file must not be modified while mapped.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| FormatError::io(path, "mmap", e))?;
+    let map = MappedFile::open(path, path)?;
     if map.is_empty() {
         return Err(FormatError::Empty {
             path: path.into(),

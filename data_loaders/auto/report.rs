@@ -98,7 +98,11 @@ impl fmt::Display for DataReport {
                 fmt_shape(&l.shape),
                 l.dtype.map(|d| d.name()).unwrap_or("?")
             )?,
-            _ => writeln!(f, "labels      none (y = x)")?,
+            _ => writeln!(
+                f,
+                "labels      none found (y = x; to train a job on this data, put \
+                 labels.npy, labels.csv or labels.csv.gz beside it)"
+            )?,
         }
         if !i.preloaded.is_empty() {
             writeln!(f, "preloaded   {}", i.preloaded.join(", "))?;

@@ -200,6 +200,14 @@ impl AutoData {
         let n = view.len();
         let mut shape = vec![n];
         shape.extend_from_slice(&self.inferred.sample_shape);
+        // A mapped file truncated under the run would SIGBUS on the read below: check
+        // each part's file first (one stat per file of the batch).
+        for p in &view.parts {
+            p.data.check_mapped()?;
+            if let Targets::Values(arrays) = &self.targets {
+                arrays[p.file].check_mapped()?;
+            }
+        }
         let chunks = view.chunks();
         let x = match self.input_dtype {
             InputDType::Native => raw_tensor(self.inferred.dtype, &chunks, shape, device)?,

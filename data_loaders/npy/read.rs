@@ -1,12 +1,11 @@
 //! Reading a `.npy`: memory-map the file, decode its header and check that the bytes
 //! after it are exactly what the header describes.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use super::header::parse_header;
-use crate::data_loaders::array::{byte_len, fmt_shape, ArrayData, Bytes, FormatError};
+use crate::data_loaders::array::{byte_len, fmt_shape, ArrayData, Bytes, FormatError, MappedFile};
 
 /// Memory-maps a `.npy` file. Only the header is read eagerly; the data stays
 /// in the page cache and is shared by all clones of the returned array.
@@ -18,10 +17,7 @@ use crate::data_loaders::array::{byte_len, fmt_shape, ArrayData, Bytes, FormatEr
 /// header does not describe the data and silently ignoring it hides bugs).
 pub fn read_npy(path: impl AsRef<Path>) -> Result<ArrayData, FormatError> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| FormatError::io(path, "open", e))?;
-    // SAFETY: the mapping is read-only; like every mmap reader we rely on the
-    // file not being truncated or rewritten while the array is alive.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| FormatError::io(path, "mmap", e))?;
+    let map = MappedFile::open(path, path)?;
     let header = parse_header(path, &map)?;
     let file_len = map.len() as u64;
     let shape_text = fmt_shape(&header.shape);

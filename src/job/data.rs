@@ -6,7 +6,7 @@ use std::path::Path;
 use candle_core::Tensor;
 
 use super::JobConfig;
-use crate::data_loaders::array::DType as ArrayDType;
+use crate::data_loaders::array::{fmt_shape, DType as ArrayDType};
 use crate::data_loaders::csv_file::{parse_csv, read_csv, CsvOptions, LabelColumn};
 use crate::data_loaders::{AutoData, DataInfo, DataLoader, InMemoryData};
 use crate::error::{Error, Result};
@@ -117,6 +117,7 @@ impl JobConfig {
         }
         let d = &self.data;
         let train = self.auto_data(&d.source, d.file.as_deref(), d.batch_size, d.shuffle)?;
+        check_labels("data.source", &d.source, &train)?;
         let info = train.info();
         let val_source = match (&d.val_source, &d.val_file) {
             (Some(s), _) => Some(s.as_str()),
@@ -136,12 +137,9 @@ impl JobConfig {
         let val: Option<Box<dyn DataLoader>> = match val_source {
             Some(s) => {
                 let batch = d.val_batch_size.unwrap_or(d.batch_size);
-                Some(Box::new(self.auto_data(
-                    s,
-                    d.val_file.as_deref(),
-                    batch,
-                    false,
-                )?))
+                let val = self.auto_data(s, d.val_file.as_deref(), batch, false)?;
+                check_labels("data.val_source", s, &val)?;
+                Some(Box::new(val))
             }
             None => None,
         };
@@ -151,4 +149,43 @@ impl JobConfig {
             info,
         })
     }
+}
+
+/// A job trains a model with one output per class (class-id labels) or one output
+/// (regression): AutoData's "no labels, `y` is `x`" and labels of several values per
+/// sample both fit neither, and would only fail later inside the loss with a shape
+/// mismatch. Refused here, when the data is read, naming the labels.
+fn check_labels(field: &str, source: &str, data: &AutoData) -> Result<()> {
+    let inferred = data.inferred();
+    let labels = &inferred.labels;
+    if labels.kind == "none" {
+        return Err(Error::config(
+            field,
+            format!(
+                "no labels found for {source} (looked for labels.npy, labels.csv or \
+                 labels.csv.gz beside the data, then labels inside the files: safetensors \
+                 key \"y\", an idx images file's ...-labels-idx1-... partner); put a labels \
+                 file beside the data"
+            ),
+        ));
+    }
+    if labels.kind == "values" && labels.shape.iter().product::<usize>() != 1 {
+        let mut shape = vec![inferred.num_samples];
+        shape.extend_from_slice(&labels.shape);
+        let mut data_shape = vec![inferred.num_samples];
+        data_shape.extend_from_slice(&inferred.sample_shape);
+        return Err(Error::config(
+            field,
+            format!(
+                "labels {} of {source} have shape {} for data of shape {}: a job needs one \
+                 label per sample, shape ({},) or ({}, 1) (class ids or regression values)",
+                labels.source,
+                fmt_shape(&shape),
+                fmt_shape(&data_shape),
+                inferred.num_samples,
+                inferred.num_samples
+            ),
+        ));
+    }
+    Ok(())
 }

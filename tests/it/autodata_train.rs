@@ -437,3 +437,109 @@ fn gru_variant_carries_only_h() {
     assert_eq!(t.fit().unwrap(), Outcome::Finished);
     assert!(t.state.train_history.latest()["loss"].is_finite());
 }
+
+/// A job over data without usable labels is refused when the data is read, naming the
+/// labels (before, AutoData fed `y = x` or (n, 3) labels to the loss: a shape mismatch
+/// deep inside `fit`).
+#[test]
+fn a_job_refuses_data_without_usable_labels() {
+    let job_on = |dir: &Path| {
+        let mut job = crate::common::small_job(&dir.join("run"));
+        job.data.source = dir.display().to_string();
+        job.data.val_fraction = 0.0;
+        job.train.validate_every = Every::Never;
+        job
+    };
+    let x: Vec<f32> = (0..200 * 4).map(|i| (i % 7) as f32).collect();
+
+    // No labels file: y would be x.
+    let dir = scratch("labels-none");
+    npy_f32(&dir.join("x.npy"), &[200, 4], &x);
+    let e = job_on(&dir).build_trainer().err().unwrap().to_string();
+    assert!(
+        e.contains("data.source")
+            && e.contains(&format!("no labels found for {}", dir.display()))
+            && e.contains("labels.npy"),
+        "{e}"
+    );
+
+    // idx images without their ...-labels-idx1-... partner.
+    let dir = scratch("labels-idx");
+    let mut idx = vec![0u8, 0, 8, 3];
+    for d in [200u32, 2, 2] {
+        idx.extend_from_slice(&d.to_be_bytes());
+    }
+    idx.extend((0..800).map(|i| (i % 251) as u8));
+    std::fs::write(dir.join("train-images-idx3-ubyte"), idx).unwrap();
+    let e = job_on(&dir).build_trainer().err().unwrap().to_string();
+    assert!(e.contains("no labels found for"), "{e}");
+    let data = AutoData::from_dir(&dir).unwrap().build().unwrap();
+    let report = data.report(0, &data.new_state()).unwrap().to_string();
+    assert!(
+        report.contains("labels      none found (y = x; "),
+        "{report}"
+    );
+
+    // Labels of shape (200, 3): three values per sample for a one-output model.
+    let dir = scratch("labels-200x3");
+    npy_f32(&dir.join("x.npy"), &[200, 4], &x);
+    npy_f32(&dir.join("labels.npy"), &[200, 3], &vec![1.0; 600]);
+    let e = job_on(&dir).build_trainer().err().unwrap().to_string();
+    assert!(
+        e.contains("data.source")
+            && e.contains("labels labels.npy")
+            && e.contains("shape (200, 3) for data of shape (200, 4)"),
+        "{e}"
+    );
+
+    // Labels of another sample count: named with both counts.
+    let dir = scratch("labels-count");
+    npy_f32(&dir.join("x.npy"), &[200, 4], &x);
+    npy_i64(&dir.join("labels.npy"), &[1; 150]);
+    let e = job_on(&dir).build_trainer().err().unwrap().to_string();
+    assert!(e.contains("labels.npy") && e.contains("150"), "{e}");
+    assert!(e.contains("200"), "{e}");
+
+    // Class ids (n,) train.
+    let dir = scratch("labels-ok");
+    npy_f32(&dir.join("x.npy"), &[200, 4], &x);
+    npy_i64(
+        &dir.join("labels.npy"),
+        &(0..200).map(|i| i % 3).collect::<Vec<_>>(),
+    );
+    let mut job = job_on(&dir);
+    job.train.epochs = 1;
+    job.build_trainer().unwrap().fit().unwrap();
+}
+
+/// A mapped data file truncated between two `fit` calls (as by another program while
+/// the run reads it) ends the run with an error naming the file, not with SIGBUS (the
+/// file spans several pages, so reading its cut-off pages through the map would raise it).
+#[test]
+fn a_data_file_truncated_under_the_run_is_an_error_not_a_crash() {
+    let train = class_dir("truncated-train", &[(1, 96), (2, 1000), (3, 80)]);
+    let val = class_dir("truncated-val", &[(1, 64)]);
+    let run = scratch("truncated-run");
+    let mut t = mlp_trainer(&train, &val, &run);
+    interrupt_after(&mut t, 2);
+    assert!(matches!(t.fit().unwrap(), Outcome::Interrupted { .. }));
+    let victim = train.join("batch_2.npy");
+    let was = std::fs::metadata(&victim).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    let Err(e) = t.fit() else {
+        panic!("a truncated file must stop the run");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains(&format!(
+            "{}: changed size under the run (was {was} bytes, now 100)",
+            victim.display()
+        )),
+        "{e}"
+    );
+}
