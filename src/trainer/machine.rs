@@ -37,6 +37,10 @@ impl Trainer {
     /// Trains until done, interrupted or stopped. Call again after an interrupt to go on.
     pub fn fit(&mut self) -> Result<Outcome> {
         self.check_callback_states()?;
+        // What killed sessions left behind goes before anything is written.
+        if let Err(e) = crate::checkpoint::clean_stale(&self.config.run_dir) {
+            log::warn!("{e}");
+        }
         self.interrupt.clear();
         self.state.time.sessions += 1;
         self.clock = Instant::now();
