@@ -412,6 +412,10 @@ pub fn load(dir: &Path) -> Result<LoadedCheckpoint> {
     }
     let bytes = fs::read(&state_path).at(&state_path)?;
     let meta = decode_state(&state_path, &bytes)?;
+    meta.validate().map_err(|reason| Error::CorruptCheckpoint {
+        path: state_path.clone(),
+        reason,
+    })?;
     let mut maps = Vec::new();
     for file in [MODEL_FILE, OPTIMIZER_FILE, CARRIED_FILE] {
         let path = dir.join(file);

@@ -562,3 +562,109 @@ fn a_best_checkpoint_moved_aside_by_a_killed_save_is_put_back() {
     checkpoint::clean_stale(&run).unwrap();
     checkpoint::clean_stale(&run.join("missing")).unwrap();
 }
+
+/// `deeptrain inspect PATH`: whether it succeeded, and stdout + stderr.
+fn inspect_cli(path: &Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deeptrain"))
+        .arg("inspect")
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn inspect_and_resume_accept_and_refuse_the_same_edited_state() {
+    let (run, _) = finished_run("ckpt-edited-state");
+    let all = checkpoint::list(&run).unwrap();
+    let newest = all.last().unwrap().clone();
+    let previous = all[all.len() - 2].clone();
+    let state_path = newest.join(STATE_FILE);
+    let original = std::fs::read(&state_path).unwrap();
+    let meta = checkpoint::decode_state(&state_path, &original).unwrap();
+    meta.validate().unwrap();
+    type Edit = Box<dyn Fn(&mut checkpoint::CheckpointMeta)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "a history column short",
+            Box::new(|m| {
+                let col = m.state.train_history.metrics.values_mut().next().unwrap();
+                col.pop();
+            }),
+            "train_history: column",
+        ),
+        (
+            "times_validated off",
+            Box::new(|m| m.state.times_validated += 1),
+            "times_validated",
+        ),
+        (
+            "an epoch end too many",
+            Box::new(|m| m.state.epoch_ends.push(0)),
+            "epoch_ends",
+        ),
+        (
+            "a row after batches_fit",
+            Box::new(|m| m.state.batches_fit -= 1),
+            "but batches_fit is",
+        ),
+        (
+            "best validation out of range",
+            Box::new(|m| m.state.best.as_mut().unwrap().validation = 99),
+            "best: validation 99",
+        ),
+        (
+            "a tensor file listed twice",
+            Box::new(|m| m.files.push(m.files[0].clone())),
+            "listed 2 times",
+        ),
+        (
+            "a callback state that is not JSON",
+            Box::new(|m| m.callbacks.push(("early_stopping".into(), "{oops".into()))),
+            "state of callback early_stopping",
+        ),
+        (
+            "a job config that does not parse",
+            Box::new(|m| {
+                let mut job: serde_json::Value =
+                    serde_json::from_str(m.job_config.as_ref().unwrap()).unwrap();
+                job["train"]["epochs"] = serde_json::json!("two");
+                m.job_config = Some(job.to_string());
+            }),
+            "epochs",
+        ),
+    ];
+    for (what, edit, says) in cases {
+        let mut edited = meta.clone();
+        edit(&mut edited);
+        std::fs::write(&state_path, checkpoint::encode_state(&edited).unwrap()).unwrap();
+        // The checkpoint itself: both refuse, saying the same thing.
+        let resumed = err_of(Trainer::resume(&newest), what).to_string();
+        let (ok, inspected) = inspect_cli(&newest);
+        assert!(!ok, "{what}: inspect accepted it:\n{inspected}");
+        assert!(resumed.contains(says), "{what}: resume said {resumed}");
+        assert!(inspected.contains(says), "{what}: inspect said {inspected}");
+        // The run: both skip it for the previous checkpoint, or both refuse the run.
+        let resumed = Trainer::resume(&run).map(|t| t.last_checkpoint().map(Path::to_path_buf));
+        let (ok, inspected) = inspect_cli(&run);
+        assert_eq!(resumed.is_ok(), ok, "{what}: {inspected}");
+        if let Ok(dir) = resumed {
+            assert_eq!(dir.as_deref(), Some(previous.as_path()), "{what}");
+            assert!(
+                inspected.contains(&previous.display().to_string()),
+                "{what}"
+            );
+        }
+    }
+    std::fs::write(&state_path, &original).unwrap();
+    let (ok, inspected) = inspect_cli(&run);
+    assert!(
+        ok && inspected.contains(&newest.display().to_string()),
+        "{inspected}"
+    );
+}
