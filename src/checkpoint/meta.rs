@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::TrainState;
+use crate::state::{History, TrainState};
 
 /// Describes a run for people: saved in every checkpoint so a report can be drawn from
 /// a checkpoint alone.
@@ -78,4 +78,135 @@ pub struct CheckpointMeta {
     pub files: Vec<FileDigest>,
     /// Seconds since the Unix epoch when written.
     pub created_unix: u64,
+}
+
+/// Names of the tensor files every checkpoint lists, once each.
+const TENSOR_FILES: [&str; 3] = [
+    super::MODEL_FILE,
+    super::OPTIMIZER_FILE,
+    super::CARRIED_FILE,
+];
+
+/// Checks one history: a value per row in every column, rows in `batches_fit` order,
+/// none after `batches_fit`.
+fn check_history(what: &str, h: &History, batches_fit: u64) -> Result<(), String> {
+    let rows = h.at_batches_fit.len();
+    for (name, column) in &h.metrics {
+        if column.len() != rows {
+            return Err(format!(
+                "{what}: column `{name}` has {} values for {rows} rows",
+                column.len()
+            ));
+        }
+    }
+    if let Some(w) = h.at_batches_fit.windows(2).find(|w| w[1] < w[0]) {
+        return Err(format!(
+            "{what}: rows out of order (at_batches_fit {} after {})",
+            w[1], w[0]
+        ));
+    }
+    match h.at_batches_fit.last() {
+        Some(&last) if last > batches_fit => Err(format!(
+            "{what}: a row at batches_fit {last}, but batches_fit is {batches_fit}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl CheckpointMeta {
+    /// Checks that what `state.bin` holds is consistent: every tensor file listed once,
+    /// histories of equal column lengths and in order, counters that agree with them,
+    /// the best validation one that exists, callback states and the job config as JSON.
+    /// [`load`](super::load) calls it, so every command that reads a checkpoint (`resume`,
+    /// `inspect`, `report`, ...) accepts and refuses the same ones. The error says what
+    /// does not agree.
+    pub fn validate(&self) -> Result<(), String> {
+        for file in TENSOR_FILES {
+            let n = self.files.iter().filter(|d| d.name == file).count();
+            if n != 1 {
+                return Err(format!("files: {file} is listed {n} times, expected once"));
+            }
+        }
+        if let Some(d) = self
+            .files
+            .iter()
+            .find(|d| !TENSOR_FILES.contains(&d.name.as_str()))
+        {
+            return Err(format!("files: unexpected entry `{}`", d.name));
+        }
+        let s = &self.state;
+        check_history("train_history", &s.train_history, s.batches_fit)?;
+        check_history("val_history", &s.val_history, s.batches_fit)?;
+        check_history("grad_norm_history", &s.grad_norm_history, s.batches_fit)?;
+        if let Some(w) = s
+            .train_history
+            .at_batches_fit
+            .windows(2)
+            .find(|w| w[1] == w[0])
+        {
+            return Err(format!(
+                "train_history: two rows at batches_fit {} (one row per batch)",
+                w[0]
+            ));
+        }
+        if s.val_history.len() as u64 != s.times_validated {
+            return Err(format!(
+                "times_validated is {} but val_history has {} rows",
+                s.times_validated,
+                s.val_history.len()
+            ));
+        }
+        if s.epoch_ends.len() as u64 != s.epoch {
+            return Err(format!(
+                "epoch is {} but epoch_ends has {} entries",
+                s.epoch,
+                s.epoch_ends.len()
+            ));
+        }
+        if let Some(w) = s.epoch_ends.windows(2).find(|w| w[1] < w[0]) {
+            return Err(format!("epoch_ends out of order ({} after {})", w[1], w[0]));
+        }
+        if let Some(&last) = s.epoch_ends.last() {
+            if last > s.batches_fit {
+                return Err(format!(
+                    "epoch_ends: an epoch ended at batches_fit {last}, but batches_fit is {}",
+                    s.batches_fit
+                ));
+            }
+        }
+        if s.batch_in_epoch > s.batches_fit {
+            return Err(format!(
+                "batch_in_epoch {} exceeds batches_fit {}",
+                s.batch_in_epoch, s.batches_fit
+            ));
+        }
+        if let Some(best) = &s.best {
+            if best.validation >= s.val_history.len() as u64 {
+                return Err(format!(
+                    "best: validation {} of {} validations",
+                    best.validation,
+                    s.val_history.len()
+                ));
+            }
+            if best.batches_fit > s.batches_fit {
+                return Err(format!(
+                    "best: at batches_fit {}, but batches_fit is {}",
+                    best.batches_fit, s.batches_fit
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, json) in &self.callbacks {
+            if !seen.insert(name.as_str()) {
+                return Err(format!("callbacks: the state of `{name}` is saved twice"));
+            }
+            serde_json::from_str::<serde_json::Value>(json)
+                .map_err(|e| format!("state of callback {name}: {e}"))?;
+        }
+        if let Some(json) = &self.job_config {
+            serde_json::from_str::<serde_json::Value>(json)
+                .map_err(|e| format!("job_config: {e}"))?;
+        }
+        Ok(())
+    }
 }

@@ -8,9 +8,13 @@
 //!     carried.safetensors    recurrent state of stateful models (often empty)
 //! ```
 //! A checkpoint is written into `.tmp-ckpt-*`, every file fsynced, then renamed into
-//! place, so a crash mid-save leaves no half checkpoint where the loader looks. Loading
-//! checks the format version and every file's SHA-256; `load_latest` falls back to the
-//! previous checkpoint when the newest is damaged, and says which one it skipped.
+//! place, so a crash mid-save leaves no half checkpoint where the loader looks; pruning
+//! renames a checkpoint to `.tmp-pruned-*` before deleting it, for the same reason.
+//! Loading checks the header's SHA-256 (which covers every header byte and the payload),
+//! then the format version, every file's SHA-256 and the state's consistency
+//! ([`CheckpointMeta::validate`]); `load_latest` falls back to the previous checkpoint
+//! when the newest is damaged, and says which one it skipped. [`clean_stale`] removes
+//! what killed processes left behind when a run starts again.
 
 use std::collections::HashMap;
 use std::fs;
@@ -27,10 +31,18 @@ pub use meta::{CheckpointMeta, FileDigest, RunInfo, SaveReason};
 
 /// Version of the `state.bin` layout this build writes and reads.
 /// 2: the data cursor (trainer) and the loader state are apart; no `val_epoch`.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: the SHA-256 covers magic, version and length too, not only the payload, so a
+///    damaged version byte reads as damage (the payload is the same as version 2's,
+///    and version 2 files are still read).
+pub const FORMAT_VERSION: u32 = 3;
+/// The last version whose checksum covers the payload only.
+const LEGACY_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"DTCKPT\0\0";
-/// magic + version (u32) + payload length (u64) + payload SHA-256.
+/// magic + version (u32) + payload length (u64) + SHA-256 (of the 20 bytes before it
+/// and the payload).
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
+/// The header bytes the checksum covers with the payload: magic, version, length.
+const COVERED_HEADER: usize = 8 + 4 + 8;
 /// Where a run directory keeps its numbered checkpoints.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Header + bincode of [`CheckpointMeta`].
@@ -107,13 +119,27 @@ pub fn encode_state(meta: &CheckpointMeta) -> Result<Vec<u8>> {
                 reason: e.to_string(),
             }
         })?;
+    Ok(state_file_bytes(FORMAT_VERSION, &payload))
+}
+
+/// `state.bin` bytes of format `version` (3 and later) around `payload`.
+fn state_file_bytes(version: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&Sha256::digest(&payload));
-    out.extend_from_slice(&payload);
-    Ok(out)
+    let digest = header_digest(&out, payload);
+    out.extend_from_slice(&digest);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// SHA-256 of the covered header bytes and the payload (format 3 and later).
+fn header_digest(covered: &[u8], payload: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(covered);
+    h.update(payload);
+    h.finalize().into()
 }
 
 /// Decodes and verifies `state.bin` bytes read from `path`.
@@ -128,32 +154,52 @@ pub fn decode_state(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
             reason: "missing the DTCKPT header".into(),
         });
     }
-    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: version,
-            supported: FORMAT_VERSION,
-        });
-    }
     if bytes.len() < HEADER_LEN {
         return Err(corrupt(format!(
             "header truncated at {} bytes",
             bytes.len()
         )));
     }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     let mut len8 = [0u8; 8];
-    len8.copy_from_slice(&bytes[12..20]);
-    let len = u64::from_le_bytes(len8) as usize;
+    len8.copy_from_slice(&bytes[12..COVERED_HEADER]);
+    let len = u64::from_le_bytes(len8);
+    let stored = &bytes[COVERED_HEADER..HEADER_LEN];
     let payload = &bytes[HEADER_LEN..];
-    if payload.len() != len {
+    // The checksum first: only a header that it vouches for says which format this is,
+    // so a damaged version byte is damage (skipped over), not "another version".
+    let covered = header_digest(&bytes[..COVERED_HEADER], payload).as_slice() == stored;
+    // Formats up to 2 checksummed the payload only; such a file keeps that weakness.
+    let legacy = !covered
+        && (1..=LEGACY_VERSION).contains(&version)
+        && Sha256::digest(payload).as_slice() == stored;
+    if !covered && !legacy {
+        return Err(corrupt(if payload.len() as u64 != len {
+            format!(
+                "header announces {len} bytes of state but {} follow",
+                payload.len()
+            )
+        } else {
+            "state checksum mismatch".into()
+        }));
+    }
+    let readable = if covered {
+        version == FORMAT_VERSION
+    } else {
+        version == LEGACY_VERSION
+    };
+    if !readable {
+        return Err(Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if payload.len() as u64 != len {
         return Err(corrupt(format!(
             "header announces {len} bytes of state but {} follow",
             payload.len()
         )));
-    }
-    if Sha256::digest(payload).as_slice() != &bytes[20..52] {
-        return Err(corrupt("state checksum mismatch".into()));
     }
     let (meta, _) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
         .map_err(|e| corrupt(format!("state does not decode: {e}")))?;
@@ -260,17 +306,96 @@ pub fn save_as(
 
 /// Deletes all but the newest `keep` checkpoints, and leftovers of interrupted saves.
 pub fn prune(run_dir: &Path, keep: usize) -> Result<()> {
+    prune_with(run_dir, keep, &|dir| fs::remove_dir_all(dir))
+}
+
+/// [`prune`] with the deletion given, so a test can stop it half way as a kill would.
+fn prune_with(
+    run_dir: &Path,
+    keep: usize,
+    remove: &dyn Fn(&Path) -> std::io::Result<()>,
+) -> Result<()> {
     let all = list(run_dir)?;
     let n = all.len().saturating_sub(keep.max(1));
-    for old in &all[..n] {
-        fs::remove_dir_all(old).at(old)?;
-    }
-    // Leftovers of saves that a crash interrupted (never loaded: no `ckpt-` name). No
-    // save is under way while pruning, so every one of them is stale.
     let parent = run_dir.join(CHECKPOINTS_DIR);
+    for old in &all[..n] {
+        // Out of the loader's sight first: a kill during the deletion leaves a
+        // `.tmp-pruned-*` directory, never a half-deleted `ckpt-*` one.
+        let name = old.file_name().unwrap_or_default().to_string_lossy();
+        let trash = parent.join(format!("{TMP_PREFIX}pruned-{name}"));
+        if trash.exists() {
+            remove(&trash).at(&trash)?;
+        }
+        fs::rename(old, &trash).at(old)?;
+    }
+    if n > 0 {
+        sync_dir(&parent)?;
+    }
+    // Leftovers of saves that a crash interrupted and the checkpoints just retired
+    // (never loaded: no `ckpt-` name). No save is under way while pruning, so every one
+    // of them is stale.
     for e in fs::read_dir(&parent).at(&parent)?.flatten() {
         if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-            let _ = fs::remove_dir_all(e.path());
+            if let Err(err) = remove(&e.path()) {
+                log::warn!(
+                    "could not remove {} (removed at the next start): {err}",
+                    e.path().display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name`, in a run directory or its `checkpoints/`, is something a killed
+/// process left behind: a checkpoint being written, moved aside or pruned
+/// (`.tmp-*`), a CSV log being rewritten (`.tmpXXXXXX`, `tempfile`'s default name) or a
+/// report being rendered (`.report.png.XXXXXX.tmp`).
+fn is_stale(name: &str) -> bool {
+    name.starts_with(".tmp") || (name.starts_with('.') && name.ends_with(".tmp"))
+}
+
+/// Removes the temp files and directories that killed processes left in a run directory
+/// and its `checkpoints/`; call it when a run starts, before anything is written.
+/// A complete checkpoint that a save moved aside (`.tmp-old-NAME-PID`) and did not
+/// replace is put back as `NAME` instead. A missing run directory is nothing to clean;
+/// an entry that cannot be removed is a warning (it is tried again at the next start).
+pub fn clean_stale(run_dir: &Path) -> Result<()> {
+    for dir in [run_dir.to_path_buf(), run_dir.join(CHECKPOINTS_DIR)] {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !is_stale(&name) {
+                continue;
+            }
+            let path = e.path();
+            let restore = name
+                .strip_prefix(&format!("{TMP_PREFIX}old-"))
+                .and_then(|rest| rest.rsplit_once('-'))
+                .map(|(original, _pid)| dir.join(original))
+                .filter(|original| !original.exists());
+            if let Some(original) = restore {
+                match fs::rename(&path, &original) {
+                    Ok(()) => continue,
+                    Err(err) => log::warn!(
+                        "could not move {} back to {}: {err}",
+                        path.display(),
+                        original.display()
+                    ),
+                }
+            }
+            let removed = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            if let Err(err) = removed {
+                log::warn!("could not remove {}: {err}", path.display());
+            }
         }
     }
     Ok(())
@@ -287,6 +412,10 @@ pub fn load(dir: &Path) -> Result<LoadedCheckpoint> {
     }
     let bytes = fs::read(&state_path).at(&state_path)?;
     let meta = decode_state(&state_path, &bytes)?;
+    meta.validate().map_err(|reason| Error::CorruptCheckpoint {
+        path: state_path.clone(),
+        reason,
+    })?;
     let mut maps = Vec::new();
     for file in [MODEL_FILE, OPTIMIZER_FILE, CARRIED_FILE] {
         let path = dir.join(file);
@@ -387,3 +516,6 @@ pub fn run_dir_of(ckpt_dir: &Path) -> PathBuf {
         _ => ckpt_dir.to_path_buf(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -69,7 +69,12 @@ pub fn inspect_json(checkpoint: &Path, state: &TrainState) -> serde_json::Value 
 }
 
 pub(super) fn inspect(args: &InspectArgs) -> CliResult {
+    // The loading path of `resume`: `load_latest` verifies the files and validates the
+    // state; the saved job config must parse as `resume` parses it.
     let ckpt = checkpoint::load_latest(&args.path)?;
+    if ckpt.meta.job_config.is_some() {
+        crate::job::JobConfig::from_checkpoint(&ckpt)?;
+    }
     let state = &ckpt.meta.state;
     // A model that cannot be rebuilt leaves the rest of the report standing.
     let layers = super::summary::checkpoint_layers(&ckpt)

@@ -55,6 +55,10 @@ impl Trainer {
             false => Some(super::RunLock::acquire(&self.config.run_dir)?),
         };
         self.check_callback_states()?;
+        // What killed sessions left behind goes before anything is written.
+        if let Err(e) = crate::checkpoint::clean_stale(&self.config.run_dir) {
+            log::warn!("{e}");
+        }
         self.state.time.sessions += 1;
         self.clock = Instant::now();
         self.fire(Stage::TrainBegin);

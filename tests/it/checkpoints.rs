@@ -130,15 +130,7 @@ fn damaged_state_bin_is_an_error_not_a_panic() {
     let shown = state_path.display().to_string();
 
     // A valid header around a payload that is not a CheckpointMeta.
-    let garbage_payload = {
-        use sha2::{Digest, Sha256};
-        let payload = noise(300, 42);
-        let mut b = original[..12].to_vec();
-        b.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        b.extend_from_slice(&Sha256::digest(&payload));
-        b.extend_from_slice(&payload);
-        b
-    };
+    let garbage_payload = state_file(3, &noise(300, 42), true);
     let mut flipped_payload = original.clone();
     *flipped_payload.last_mut().unwrap() ^= 1;
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -175,9 +167,8 @@ fn damaged_state_bin_is_an_error_not_a_panic() {
     }
 
     // A newer format is reported as such, with the version found; no silent fallback.
-    let mut v999 = original.clone();
-    v999[8..12].copy_from_slice(&999u32.to_le_bytes());
-    std::fs::write(&state_path, &v999).unwrap();
+    let payload = &original[52..];
+    std::fs::write(&state_path, state_file(999, payload, true)).unwrap();
     for (what, r) in [
         ("load", load_no_panic(&newest)),
         ("load_latest", latest_no_panic(&run)),
@@ -198,9 +189,7 @@ fn damaged_state_bin_is_an_error_not_a_panic() {
     );
 
     // A checkpoint of an older format says so, and what to do.
-    let mut v1 = original.clone();
-    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
-    std::fs::write(&state_path, &v1).unwrap();
+    std::fs::write(&state_path, state_file(1, payload, false)).unwrap();
     let msg = err_of(Trainer::resume(&run), "resume v1").to_string();
     assert!(
         msg.contains("made by an older version of deeptrain") && msg.contains("format 1"),
@@ -209,6 +198,70 @@ fn damaged_state_bin_is_an_error_not_a_panic() {
 
     std::fs::write(&state_path, &original).unwrap();
     assert_eq!(latest_no_panic(&run).unwrap().dir, newest);
+}
+
+/// `state.bin` bytes of format `version` around `payload`: the checksum covers the
+/// header too (`covered`, format 3 on), or the payload only (formats 1 and 2).
+fn state_file(version: u32, payload: &[u8], covered: bool) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut b = b"DTCKPT\0\0".to_vec();
+    b.extend_from_slice(&version.to_le_bytes());
+    b.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    let digest = if covered {
+        Sha256::new()
+            .chain_update(&b)
+            .chain_update(payload)
+            .finalize()
+    } else {
+        Sha256::digest(payload)
+    };
+    b.extend_from_slice(&digest);
+    b.extend_from_slice(payload);
+    b
+}
+
+#[test]
+fn every_header_byte_is_checked_and_damage_there_falls_back() {
+    let (run, final_state) = finished_run("ckpt-header-bytes");
+    let all = checkpoint::list(&run).unwrap();
+    let newest = all.last().unwrap().clone();
+    let previous = all[all.len() - 2].clone();
+    let state_path = newest.join(STATE_FILE);
+    let original = std::fs::read(&state_path).unwrap();
+    assert_eq!(&original[8..12], &checkpoint::FORMAT_VERSION.to_le_bytes());
+    // Every bit of the version and length, and one change in every other header byte:
+    // always damage, skipped over for the previous checkpoint, never "another version".
+    let mut changes: Vec<(usize, u8)> = (8..20)
+        .flat_map(|at| (0..8).map(move |b| (at, 1 << b)))
+        .collect();
+    changes.extend((0..52).map(|at| (at, 0x5a)));
+    for (at, mask) in changes {
+        let mut bytes = original.clone();
+        bytes[at] ^= mask;
+        std::fs::write(&state_path, &bytes).unwrap();
+        let what = format!("byte {at} ^ {mask:#04x}");
+        let err = err_of(load_no_panic(&newest), &what);
+        assert!(
+            matches!(
+                err,
+                Error::CorruptCheckpoint { .. } | Error::NotACheckpoint { .. }
+            ),
+            "{what}: {err:?}"
+        );
+        let loaded = latest_no_panic(&run).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(loaded.dir, previous, "{what}");
+    }
+    // A version-2 file (the same payload, checksum over the payload only) is still read.
+    std::fs::write(&state_path, state_file(2, &original[52..], false)).unwrap();
+    assert_eq!(latest_no_panic(&run).unwrap().dir, newest);
+    // ... and a version 3 file that claims the legacy checksum is damage.
+    std::fs::write(&state_path, state_file(3, &original[52..], false)).unwrap();
+    assert_eq!(latest_no_panic(&run).unwrap().dir, previous);
+    std::fs::write(&state_path, &original).unwrap();
+    let mut trainer = Trainer::resume(&run).unwrap();
+    assert_eq!(trainer.last_checkpoint(), Some(newest.as_path()));
+    assert_eq!(trainer.fit().unwrap(), Outcome::Finished);
+    assert_eq!(state_bytes(&trainer.state), final_state);
 }
 
 fn ckpt_names(run: &Path) -> Vec<String> {
@@ -434,4 +487,184 @@ fn resume_from_needs_a_loadable_checkpoint() {
         .err()
         .expect("a damaged checkpoint is an error");
     assert!(e.to_string().contains(MODEL_FILE), "{e}");
+}
+
+#[test]
+fn stale_temp_files_are_removed_when_the_run_starts_again() {
+    let run = scratch("ckpt-stale-temps");
+    let mut job = small_job(&run);
+    job.train.epochs = 1;
+    job.train.keep_last = 2;
+    let mut trainer = job.build_trainer().unwrap();
+    assert_eq!(trainer.fit().unwrap(), Outcome::Finished);
+    let newest = trainer.last_checkpoint().unwrap().to_path_buf();
+    let parent = run.join(checkpoint::CHECKPOINTS_DIR);
+    let names_before = ckpt_names(&run);
+
+    // What kills leave: checkpoint and best/ saves under way (with a report inside),
+    // a numbered checkpoint being pruned, a checkpoint moved aside, a CSV log and a
+    // report being rewritten.
+    let stale_dirs = [
+        parent.join(".tmp-ckpt-000999-abcdef"),
+        parent.join(".tmp-pruned-ckpt-000001"),
+        // (moved aside, but the checkpoint it was replaced by is in place)
+        parent.join(".tmp-old-ckpt-000001-4242"),
+        run.join(".tmp-best-xyz123"),
+    ];
+    for d in &stale_dirs {
+        copy_dir(&newest, d);
+        std::fs::write(d.join(".report.png.Ab12Cd.tmp"), b"half a png").unwrap();
+    }
+    std::fs::remove_file(stale_dirs[1].join(MODEL_FILE)).unwrap();
+    let stale_files = [run.join(".tmpA1b2C3"), run.join(".report.png.Zz9Yy8.tmp")];
+    for f in &stale_files {
+        std::fs::write(f, b"partial").unwrap();
+    }
+    // None of them is a checkpoint.
+    assert_eq!(
+        checkpoint::list(&run).unwrap(),
+        names_before
+            .iter()
+            .filter(|n| n.starts_with("ckpt-"))
+            .map(|n| parent.join(n))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(latest_no_panic(&run).unwrap().dir, newest);
+
+    // The next start removes them all, though it writes no checkpoint (the run is done).
+    let mut again = Trainer::resume(&run).unwrap();
+    assert_eq!(again.fit().unwrap(), Outcome::Finished);
+    for p in stale_dirs.iter().chain(&stale_files) {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+    assert_eq!(ckpt_names(&run), names_before);
+    assert!(run.join(checkpoint::BEST_DIR).join(STATE_FILE).is_file());
+}
+
+#[test]
+fn a_best_checkpoint_moved_aside_by_a_killed_save_is_put_back() {
+    let run = scratch("ckpt-best-aside");
+    let mut job = small_job(&run);
+    job.train.epochs = 1;
+    let mut trainer = job.build_trainer().unwrap();
+    assert_eq!(trainer.fit().unwrap(), Outcome::Finished);
+    let best = run.join(checkpoint::BEST_DIR);
+    let best_state = std::fs::read(best.join(STATE_FILE)).unwrap();
+    // Killed between moving the old best/ aside and renaming the new one into place.
+    let aside = run.join(".tmp-old-best-31337");
+    std::fs::rename(&best, &aside).unwrap();
+    copy_dir(&aside, &run.join(".tmp-best-Q1w2E3"));
+    checkpoint::clean_stale(&run).unwrap();
+    assert!(!aside.exists() && !run.join(".tmp-best-Q1w2E3").exists());
+    assert_eq!(std::fs::read(best.join(STATE_FILE)).unwrap(), best_state);
+    checkpoint::load(&best).unwrap();
+    // Nothing to clean is fine, and so is a run directory that does not exist.
+    checkpoint::clean_stale(&run).unwrap();
+    checkpoint::clean_stale(&run.join("missing")).unwrap();
+}
+
+/// `deeptrain inspect PATH`: whether it succeeded, and stdout + stderr.
+fn inspect_cli(path: &Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deeptrain"))
+        .arg("inspect")
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn inspect_and_resume_accept_and_refuse_the_same_edited_state() {
+    let (run, _) = finished_run("ckpt-edited-state");
+    let all = checkpoint::list(&run).unwrap();
+    let newest = all.last().unwrap().clone();
+    let previous = all[all.len() - 2].clone();
+    let state_path = newest.join(STATE_FILE);
+    let original = std::fs::read(&state_path).unwrap();
+    let meta = checkpoint::decode_state(&state_path, &original).unwrap();
+    meta.validate().unwrap();
+    type Edit = Box<dyn Fn(&mut checkpoint::CheckpointMeta)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "a history column short",
+            Box::new(|m| {
+                let col = m.state.train_history.metrics.values_mut().next().unwrap();
+                col.pop();
+            }),
+            "train_history: column",
+        ),
+        (
+            "times_validated off",
+            Box::new(|m| m.state.times_validated += 1),
+            "times_validated",
+        ),
+        (
+            "an epoch end too many",
+            Box::new(|m| m.state.epoch_ends.push(0)),
+            "epoch_ends",
+        ),
+        (
+            "a row after batches_fit",
+            Box::new(|m| m.state.batches_fit -= 1),
+            "but batches_fit is",
+        ),
+        (
+            "best validation out of range",
+            Box::new(|m| m.state.best.as_mut().unwrap().validation = 99),
+            "best: validation 99",
+        ),
+        (
+            "a tensor file listed twice",
+            Box::new(|m| m.files.push(m.files[0].clone())),
+            "listed 2 times",
+        ),
+        (
+            "a callback state that is not JSON",
+            Box::new(|m| m.callbacks.push(("early_stopping".into(), "{oops".into()))),
+            "state of callback early_stopping",
+        ),
+        (
+            "a job config that does not parse",
+            Box::new(|m| {
+                let mut job: serde_json::Value =
+                    serde_json::from_str(m.job_config.as_ref().unwrap()).unwrap();
+                job["train"]["epochs"] = serde_json::json!("two");
+                m.job_config = Some(job.to_string());
+            }),
+            "epochs",
+        ),
+    ];
+    for (what, edit, says) in cases {
+        let mut edited = meta.clone();
+        edit(&mut edited);
+        std::fs::write(&state_path, checkpoint::encode_state(&edited).unwrap()).unwrap();
+        // The checkpoint itself: both refuse, saying the same thing.
+        let resumed = err_of(Trainer::resume(&newest), what).to_string();
+        let (ok, inspected) = inspect_cli(&newest);
+        assert!(!ok, "{what}: inspect accepted it:\n{inspected}");
+        assert!(resumed.contains(says), "{what}: resume said {resumed}");
+        assert!(inspected.contains(says), "{what}: inspect said {inspected}");
+        // The run: both skip it for the previous checkpoint, or both refuse the run.
+        let resumed = Trainer::resume(&run).map(|t| t.last_checkpoint().map(Path::to_path_buf));
+        let (ok, inspected) = inspect_cli(&run);
+        assert_eq!(resumed.is_ok(), ok, "{what}: {inspected}");
+        if let Ok(dir) = resumed {
+            assert_eq!(dir.as_deref(), Some(previous.as_path()), "{what}");
+            assert!(
+                inspected.contains(&previous.display().to_string()),
+                "{what}"
+            );
+        }
+    }
+    std::fs::write(&state_path, &original).unwrap();
+    let (ok, inspected) = inspect_cli(&run);
+    assert!(
+        ok && inspected.contains(&newest.display().to_string()),
+        "{inspected}"
+    );
 }
