@@ -43,6 +43,8 @@ const MAGIC: &[u8; 8] = b"DTCKPT\0\0";
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 /// The header bytes the checksum covers with the payload: magic, version, length.
 const COVERED_HEADER: usize = 8 + 4 + 8;
+/// The resolved job config a run directory starts with (written by `deeptrain train`).
+pub const CONFIG_FILE: &str = "config.json";
 /// Where a run directory keeps its numbered checkpoints.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Header + bincode of [`CheckpointMeta`].
@@ -477,9 +479,20 @@ pub fn load_latest(path: &Path) -> Result<LoadedCheckpoint> {
     }
     let all = list(path)?;
     if all.is_empty() {
+        let reason = if path.join(CONFIG_FILE).is_file() {
+            // Killed or failed before its first checkpoint: nothing to resume, and
+            // nothing in the way of training it again.
+            format!(
+                "the run never started (it stopped before its first checkpoint): start it \
+                 again with `deeptrain train --run-dir {}`",
+                path.display()
+            )
+        } else {
+            format!("no {CHECKPOINTS_DIR}/ckpt-* directories and no {STATE_FILE}")
+        };
         return Err(Error::NoCheckpoint {
             path: path.to_path_buf(),
-            reason: format!("no {CHECKPOINTS_DIR}/ckpt-* directories and no {STATE_FILE}"),
+            reason,
         });
     }
     let mut errors = Vec::new();

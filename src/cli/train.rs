@@ -144,7 +144,7 @@ pub(super) fn train(args: &TrainArgs) -> CliResult {
         )));
     }
     trainer.hold_run_lock(lock)?;
-    let config_path = dir.join("config.json");
+    let config_path = dir.join(checkpoint::CONFIG_FILE);
     std::fs::write(&config_path, job.to_json()).at(&config_path)?;
     outln!("run directory: {}", dir.display());
     let result = fit_and_report(&mut trainer);
@@ -229,9 +229,11 @@ pub(super) fn resume(args: &ResumeArgs) -> CliResult {
     resume_and_report(&mut trainer)
 }
 
-/// A run directory that already has checkpoints or a config.
+/// A run directory that already holds a run: at least one checkpoint (damaged ones too).
 fn is_used(dir: &Path) -> bool {
-    dir.join(checkpoint::CHECKPOINTS_DIR).exists() || dir.join("config.json").exists()
+    // A directory whose run never wrote a checkpoint (killed, or its disk full, before the
+    // first one) holds nothing to resume: training into it again starts the run fresh.
+    checkpoint::list(dir).is_ok_and(|l| !l.is_empty())
 }
 
 /// `dir`, or `dir-2`, `dir-3`, ... whichever is not used yet.

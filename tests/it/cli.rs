@@ -838,3 +838,28 @@ fn a_sigint_during_the_final_save_exits_130_saying_the_run_is_complete() {
     // Resuming a finished run changes nothing and succeeds.
     run_ok(&cwd, &["resume", "R"]);
 }
+
+/// A run killed (or whose disk filled) before its first checkpoint is no dead end:
+/// `resume` says it never started, and `train` into it starts it fresh.
+#[test]
+fn a_run_that_never_wrote_a_checkpoint_is_trained_again_not_stuck() {
+    let cwd = scratch("cli-never-started");
+    let dir = cwd.join("R");
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::write(dir.join("config.json"), "{}").unwrap();
+    std::fs::write(dir.join("logs/train.csv"), "batches_fit,epoch\n1,0\n").unwrap();
+    let e = run_err(&cwd, &["resume", "R"], 1);
+    assert!(
+        e.contains("never started") && e.contains("deeptrain train --run-dir R"),
+        "{e}"
+    );
+    let ran = run_ok(&cwd, &["train", "--run-dir", "R", "--epochs", "1"]);
+    assert!(ran.stdout.contains("run directory: R"), "{ran}");
+    let j = inspect_json(&cwd, "R");
+    assert_eq!(j["finished"], Value::Bool(true), "{j}");
+    // The leftover row of the killed session is gone: one row per batch of this run.
+    let csv = std::fs::read_to_string(dir.join("logs/train.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 45, "{csv}");
+    // Now it holds a run: training into it again is refused.
+    run_err(&cwd, &["train", "--run-dir", "R"], 2);
+}
