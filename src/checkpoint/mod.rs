@@ -26,6 +26,7 @@ use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
+use crate::optim::NamedVar;
 mod meta;
 pub use meta::{CheckpointMeta, FileDigest, RunInfo, SaveReason};
 
@@ -401,6 +402,35 @@ pub fn clean_stale(run_dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl LoadedCheckpoint {
+    /// The saved weights of `vars`, in their order, moved to `device` in each variable's
+    /// dtype. Every variable must be saved with its shape, else the model file is named as
+    /// corrupt. Nothing is changed, so a caller can check all before setting any.
+    pub fn weights_for(&self, vars: &[NamedVar], device: &Device) -> Result<Vec<Tensor>> {
+        let corrupt = |reason: String| Error::CorruptCheckpoint {
+            path: self.dir.join(MODEL_FILE),
+            reason,
+        };
+        vars.iter()
+            .map(|v| {
+                let t = self
+                    .model
+                    .get(&v.name)
+                    .ok_or_else(|| corrupt(format!("no weights for variable `{}`", v.name)))?;
+                if t.dims() != v.var.dims() {
+                    return Err(corrupt(format!(
+                        "`{}` has shape {:?}, the model expects {:?}",
+                        v.name,
+                        t.dims(),
+                        v.var.dims()
+                    )));
+                }
+                Ok(t.to_device(device)?.to_dtype(v.var.dtype())?)
+            })
+            .collect()
+    }
 }
 
 /// Reads and verifies the checkpoint in `dir`.

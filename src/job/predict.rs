@@ -130,27 +130,9 @@ impl Predictor {
         };
         let mut init = RngStream::new(job.train.seed, StreamId::Init);
         let mut model: Box<dyn Model> = Box::new(job.new_model(&info, &mut init, &device)?);
-        let state_file = ckpt.dir.join(checkpoint::MODEL_FILE);
-        for v in named_vars(model.varmap()) {
-            let t = ckpt
-                .model
-                .get(&v.name)
-                .ok_or_else(|| Error::CorruptCheckpoint {
-                    path: state_file.clone(),
-                    reason: format!("no weights for variable `{}`", v.name),
-                })?;
-            if t.dims() != v.var.dims() {
-                return Err(Error::CorruptCheckpoint {
-                    path: state_file.clone(),
-                    reason: format!(
-                        "`{}` has shape {:?}, the model expects {:?}",
-                        v.name,
-                        t.dims(),
-                        v.var.dims()
-                    ),
-                });
-            }
-            v.var.set(&t.to_device(&device)?.to_dtype(v.var.dtype())?)?;
+        let vars = named_vars(model.varmap());
+        for (v, t) in vars.iter().zip(ckpt.weights_for(&vars, &device)?) {
+            v.var.set(&t)?;
         }
         model.load_carried_state(&ckpt.carried)?;
         let rng = RngStream::new(job.train.seed, StreamId::Dropout);

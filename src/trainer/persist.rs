@@ -178,26 +178,7 @@ impl Trainer {
     /// Checks everything that can be checked before changing anything, so a checkpoint
     /// that does not fit this trainer leaves it as it was.
     pub(crate) fn apply_checkpoint(&mut self, ckpt: LoadedCheckpoint) -> Result<()> {
-        let corrupt = |reason: String| Error::CorruptCheckpoint {
-            path: ckpt.dir.join(checkpoint::MODEL_FILE),
-            reason,
-        };
-        let mut weights = Vec::new();
-        for v in &self.model_vars {
-            let t = ckpt
-                .model
-                .get(&v.name)
-                .ok_or_else(|| corrupt(format!("no weights for variable `{}`", v.name)))?;
-            if t.dims() != v.var.dims() {
-                return Err(corrupt(format!(
-                    "`{}` has shape {:?}, the model expects {:?}",
-                    v.name,
-                    t.dims(),
-                    v.var.dims()
-                )));
-            }
-            weights.push(t.to_device(&self.device)?.to_dtype(v.var.dtype())?);
-        }
+        let weights = ckpt.weights_for(&self.model_vars, &self.device)?;
         let mut callback_states = Vec::new();
         for (name, json) in &ckpt.meta.callbacks {
             let value: serde_json::Value =
