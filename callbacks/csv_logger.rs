@@ -277,15 +277,7 @@ fn rebuild(
                 vec![(i + 1).to_string(), b.to_string(), epoch.to_string(), step]
             }
         };
-        for c in &columns {
-            fields.push(
-                history
-                    .metrics
-                    .get(c)
-                    .map(|v| format_value(v[i]))
-                    .unwrap_or_default(),
-            );
-        }
+        fields.extend(metric_fields(&columns, history, i));
         out.push_str(&fields.join(","));
         out.push('\n');
     }
@@ -332,18 +324,26 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The metric fields of history row `i`, one per column (empty where a column has no
+/// such metric): what a logged row and a rebuilt row both hold.
+fn metric_fields<'a>(
+    columns: &'a [String],
+    history: &'a History,
+    i: usize,
+) -> impl Iterator<Item = String> + 'a {
+    columns.iter().map(move |c| {
+        history
+            .metrics
+            .get(c)
+            .map(|v| format_value(v[i]))
+            .unwrap_or_default()
+    })
+}
+
 fn row(log: &mut Log, lead: &[String], history: &History) -> Result<()> {
     let i = history.len() - 1;
     let mut fields: Vec<String> = lead.to_vec();
-    for c in &log.columns {
-        fields.push(
-            history
-                .metrics
-                .get(c)
-                .map(|v| format_value(v[i]))
-                .unwrap_or_default(),
-        );
-    }
+    fields.extend(metric_fields(&log.columns, history, i));
     writeln!(log.out, "{}", fields.join(",")).at(&log.path)
 }
 
