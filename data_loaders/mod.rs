@@ -7,6 +7,7 @@
 pub mod array;
 pub mod auto;
 pub mod csv_file;
+mod format_error;
 pub mod idx;
 mod in_memory;
 pub mod npy;
