@@ -14,6 +14,8 @@ pub mod job;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+mod range;
+pub mod registry;
 pub mod report;
 pub mod rng;
 pub mod state;

@@ -64,9 +64,10 @@ pub(super) struct EvaluateArgs {
     threads: Option<usize>,
 }
 
-pub(super) fn evaluate(args: &EvaluateArgs) -> CliResult {
+pub(super) fn evaluate(args: &EvaluateArgs, registry: &crate::registry::Registry) -> CliResult {
     set_threads(threads_from_env_or(args.threads, 0));
-    let predictor = Predictor::load_checkpoint_with(&args.path, args.checkpoint.into(), &args.set)?;
+    let predictor =
+        Predictor::load_checkpoint_with(&args.path, args.checkpoint.into(), &args.set, registry)?;
     let data = match &args.data {
         Some(p) => EvalData::Source(p.clone()),
         None => EvalData::Validation,

@@ -28,8 +28,9 @@ pub(super) struct ExportArgs {
     checkpoint: CheckpointArg,
 }
 
-pub(super) fn export(args: &ExportArgs) -> CliResult {
-    let predictor = Predictor::load_checkpoint(&args.path, args.checkpoint.into())?;
+pub(super) fn export(args: &ExportArgs, registry: &crate::registry::Registry) -> CliResult {
+    let predictor =
+        Predictor::load_checkpoint_with(&args.path, args.checkpoint.into(), &[], registry)?;
     let card = predictor.export(&args.output)?;
     outln!("{}", args.output.join(EXPORT_MODEL_FILE).display());
     outln!("{}", args.output.join(MODEL_CARD_FILE).display());

@@ -68,7 +68,7 @@ pub fn inspect_json(checkpoint: &Path, state: &TrainState) -> serde_json::Value 
     })
 }
 
-pub(super) fn inspect(args: &InspectArgs) -> CliResult {
+pub(super) fn inspect(args: &InspectArgs, registry: &crate::registry::Registry) -> CliResult {
     // The loading path of `resume`: `load_latest` verifies the files and validates the
     // state; the saved job config must parse as `resume` parses it.
     let ckpt = checkpoint::load_latest(&args.path)?;
@@ -77,7 +77,7 @@ pub(super) fn inspect(args: &InspectArgs) -> CliResult {
     }
     let state = &ckpt.meta.state;
     // A model that cannot be rebuilt leaves the rest of the report standing.
-    let layers = super::summary::checkpoint_layers(&ckpt)
+    let layers = super::summary::checkpoint_layers(&ckpt, registry)
         .map_err(|e| log::warn!("no layer table for {}: {e}", ckpt.dir.display()))
         .ok();
     if args.json {

@@ -9,6 +9,7 @@ mod data;
 mod evaluate;
 mod export;
 mod inspect;
+mod list;
 mod predict;
 mod report;
 mod summary;
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
 
 use crate::console::errln;
 use crate::error::Error;
+use crate::registry::Registry;
 
 pub use inspect::inspect_json;
 
@@ -61,6 +63,7 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     Predict(predict::PredictArgs),
     Export(export::ExportArgs),
+    List(list::ListArgs),
 }
 
 /// Why a command did not succeed.
@@ -83,13 +86,30 @@ type CliResult = Result<i32, CliError>;
 
 /// The program: logging, the process's arguments, the command; returns the exit status.
 pub fn main() -> i32 {
-    init_logging();
-    run(std::env::args_os())
+    main_with(Registry::with_builtins())
 }
 
-/// Parses `args` (the program name first) and runs the command; prints errors as one
-/// `error: ...` line and returns the exit status.
+/// [`main`] for a program of the user's own that registers its components in `registry`
+/// (start from [`Registry::with_builtins`]): `my-trainer train job.json` then trains
+/// jobs that name them, and `my-trainer list` shows them. See
+/// `examples/custom_components.rs`.
+pub fn main_with(registry: Registry) -> i32 {
+    init_logging();
+    run_with(std::env::args_os(), &registry)
+}
+
+/// Parses `args` (the program name first) and runs the command with the built-in
+/// components; prints errors as one `error: ...` line and returns the exit status.
 pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    run_with(args, crate::registry::builtins())
+}
+
+/// [`run`] with the components of `registry`.
+pub fn run_with<I, T>(args: I, registry: &Registry) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -114,16 +134,17 @@ where
         }
     }
     let result = match cli.command {
-        None => train::train(&train::TrainArgs::default()),
-        Some(Command::Train(a)) => train::train(&a),
-        Some(Command::Resume(a)) => train::resume(&a),
-        Some(Command::Inspect(a)) => inspect::inspect(&a),
+        None => train::train(&train::TrainArgs::default(), registry),
+        Some(Command::Train(a)) => train::train(&a, registry),
+        Some(Command::Resume(a)) => train::resume(&a, registry),
+        Some(Command::Inspect(a)) => inspect::inspect(&a, registry),
         Some(Command::Report(a)) => report::report(&a),
         Some(Command::Data(a)) => data::data(&a),
-        Some(Command::Summary(a)) => summary::summary(&a),
-        Some(Command::Evaluate(a)) => evaluate::evaluate(&a),
-        Some(Command::Predict(a)) => predict::predict(&a),
-        Some(Command::Export(a)) => export::export(&a),
+        Some(Command::Summary(a)) => summary::summary(&a, registry),
+        Some(Command::Evaluate(a)) => evaluate::evaluate(&a, registry),
+        Some(Command::Predict(a)) => predict::predict(&a, registry),
+        Some(Command::Export(a)) => export::export(&a, registry),
+        Some(Command::List(a)) => list::list(&a, registry),
     };
     match result {
         Ok(code) => code,

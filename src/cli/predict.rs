@@ -34,10 +34,11 @@ pub(super) struct PredictArgs {
     threads: Option<usize>,
 }
 
-pub(super) fn predict(args: &PredictArgs) -> CliResult {
+pub(super) fn predict(args: &PredictArgs, registry: &crate::registry::Registry) -> CliResult {
     check_output_path(&args.output).map_err(|e| CliError::Usage(e.to_string()))?;
     set_threads(threads_from_env_or(args.threads, 0));
-    let predictor = Predictor::load_checkpoint(&args.path, args.checkpoint.into())?;
+    let predictor =
+        Predictor::load_checkpoint_with(&args.path, args.checkpoint.into(), &[], registry)?;
     let summary = predictor.predict_file(&args.input, &args.output)?;
     for f in &summary.files {
         outln!("{}", f.display());

@@ -11,6 +11,7 @@ use crate::console::outln;
 use crate::error::Result;
 use crate::job::JobConfig;
 use crate::model::{group_layers, render_layer_table, summary_table, LayerSummary};
+use crate::registry::Registry;
 
 /// Print each layer of a model: output shape, parameters, trainable or frozen, and the total.
 #[derive(Debug, Args)]
@@ -21,34 +22,40 @@ pub(super) struct SummaryArgs {
     path: PathBuf,
 }
 
-pub(super) fn summary(args: &SummaryArgs) -> CliResult {
+pub(super) fn summary(args: &SummaryArgs, registry: &Registry) -> CliResult {
     if args.path.is_file() {
         let job = JobConfig::from_file(&args.path)?;
-        let model = job.build_model()?;
+        let model = job.build_model_with(registry)?;
         let frozen = job.frozen_variables(model.as_ref())?;
         outln!("model {}", model.name());
         outln!("{}", summary_table(model.as_ref(), &frozen).trim_end());
         return Ok(0);
     }
     let ckpt = checkpoint::load_latest(&args.path)?;
-    let (layers, frozen) = checkpoint_layers(&ckpt)?;
+    let (layers, frozen) = checkpoint_layers(&ckpt, registry)?;
     outln!("checkpoint {}", ckpt.dir.display());
     outln!("model {}", ckpt.meta.model_name);
     outln!("{}", render_layer_table(&layers, &frozen).trim_end());
     Ok(0)
 }
 
-/// The layers of a checkpoint's model and its frozen variables: the job's model sized by
-/// the checkpoint when it was built from a job config, else its tensors grouped by name
+/// The layers of a checkpoint's model and its frozen variables: the job's model rebuilt
+/// from `registry` when it was built from a job config, else (or when it cannot be
+/// rebuilt here: a component this program lacks, data gone) its tensors grouped by name
 /// (output shapes unknown, nothing frozen).
 pub(super) fn checkpoint_layers(
     ckpt: &LoadedCheckpoint,
+    registry: &Registry,
 ) -> Result<(Vec<LayerSummary>, Vec<String>)> {
     if ckpt.meta.job_config.is_some() {
         let job = JobConfig::from_checkpoint(ckpt)?;
-        let model = job.model_for_checkpoint(ckpt)?;
-        let frozen = job.frozen_variables(model.as_ref())?;
-        return Ok((model.layers(), frozen));
+        match job.model_for_checkpoint(registry, ckpt) {
+            Ok(model) => {
+                let frozen = job.frozen_variables(model.as_ref())?;
+                return Ok((model.layers(), frozen));
+            }
+            Err(e) => log::debug!("layers from the checkpoint's tensors: {e}"),
+        }
     }
     let layers = group_layers(
         ckpt.model

@@ -10,6 +10,7 @@
 //! and waits there (up to a minute) for a signal, so that tests can send one at exactly
 //! that moment without timing.
 
+use crate::registry::Registry;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -93,7 +94,7 @@ pub(super) struct ResumeArgs {
     no_csv: bool,
 }
 
-pub(super) fn train(args: &TrainArgs) -> CliResult {
+pub(super) fn train(args: &TrainArgs, registry: &Registry) -> CliResult {
     let mut job = match &args.config {
         None => JobConfig::default_with_overrides(&args.set)?,
         Some(path) => JobConfig::from_file_with_overrides(path, &args.set)?,
@@ -112,10 +113,15 @@ pub(super) fn train(args: &TrainArgs) -> CliResult {
         n => n,
     };
     job.validate()?;
-    let mut job = job.resolved();
+    // Every component known and its arguments read before anything is written.
+    let origin = match &args.config {
+        Some(path) => path.clone(),
+        None => PathBuf::from("the default job"),
+    };
+    let mut job = job.resolve_with(registry, &origin)?.resolved();
     let wanted = args.run_dir.clone().unwrap_or(job.train.run_dir.clone());
     if args.resume_if_exists && is_used(&wanted) {
-        return resume_matching(&job, &wanted);
+        return resume_matching(&job, &wanted, registry);
     }
     job.train.run_dir = match &args.run_dir {
         Some(dir) if is_used(dir) => {
@@ -131,7 +137,7 @@ pub(super) fn train(args: &TrainArgs) -> CliResult {
     set_threads(job.threads);
     let dir = job.train.run_dir.clone();
     // Built before anything is written: a job that cannot start leaves no directory.
-    let mut trainer = job.build_trainer()?;
+    let mut trainer = job.build_with(registry)?;
     let existed = dir.exists();
     // One writer per run: locked before anything is written into the directory, and
     // checked again under the lock (another process may have started a run there since).
@@ -158,10 +164,10 @@ pub(super) fn train(args: &TrainArgs) -> CliResult {
 
 /// `train --resume-if-exists` on a used directory: resume it when it holds a run of the
 /// same resolved config (its directory and thread count aside).
-fn resume_matching(job: &JobConfig, dir: &Path) -> CliResult {
+fn resume_matching(job: &JobConfig, dir: &Path, registry: &Registry) -> CliResult {
     let lock = RunLock::acquire(dir)?;
     let ckpt = checkpoint::load_latest(dir)?;
-    let mut saved = JobConfig::from_checkpoint(&ckpt)?;
+    let mut saved = JobConfig::from_checkpoint(&ckpt)?.resolve_components(registry, true)?;
     let mut ours = job.clone();
     for j in [&mut saved, &mut ours] {
         j.train.run_dir = dir.to_path_buf();
@@ -177,12 +183,12 @@ fn resume_matching(job: &JobConfig, dir: &Path) -> CliResult {
         )));
     }
     set_threads(job.threads);
-    let mut trainer = Trainer::from_checkpoint(ckpt)?;
+    let mut trainer = Trainer::from_checkpoint_with(ckpt, registry)?;
     trainer.hold_run_lock(lock)?;
     resume_and_report(&mut trainer)
 }
 
-pub(super) fn resume(args: &ResumeArgs) -> CliResult {
+pub(super) fn resume(args: &ResumeArgs, registry: &Registry) -> CliResult {
     // Locked before the checkpoint is read: loading one trims the logs to it, which must
     // not happen under a process still training there.
     let run_dir = match args.path.join(checkpoint::STATE_FILE).is_file() {
@@ -208,13 +214,14 @@ pub(super) fn resume(args: &ResumeArgs) -> CliResult {
     let configured = JobConfig::from_checkpoint(&ckpt).map_or(0, |j| j.threads);
     set_threads(threads_from_env_or(args.threads, configured));
     let changed = changes != ResumeChanges::default();
-    let mut trainer = Trainer::from_checkpoint_with(ckpt, &changes).map_err(|e| match e {
-        // A change the run cannot take is a command-line problem.
-        Error::Config { field, reason } if field == "epochs" || field == "patience" => {
-            CliError::Usage(format!("--{field}: {reason}"))
-        }
-        other => CliError::Failed(other),
-    })?;
+    let mut trainer =
+        Trainer::from_checkpoint_changed(ckpt, registry, &changes).map_err(|e| match e {
+            // A change the run cannot take is a command-line problem.
+            Error::Config { field, reason } if field == "epochs" || field == "patience" => {
+                CliError::Usage(format!("--{field}: {reason}"))
+            }
+            other => CliError::Failed(other),
+        })?;
     if let Some(lock) = lock {
         trainer.hold_run_lock(lock)?;
     }

@@ -3,11 +3,11 @@
 
 use super::data::Loaders;
 use super::init::{load_weights, trainable_vars};
-use super::{JobConfig, ModelConfig, OptimizerConfig};
-use crate::callbacks::{CsvLogger, EarlyStopping, HealthCheck, Progress, TensorBoard};
+use super::JobConfig;
+use crate::callbacks::{CsvLogger, HealthCheck, Progress, TensorBoard};
 use crate::error::{Error, Result};
-use crate::model::{Mlp, MlpConfig, Model};
-use crate::optim::{Adam, AdamConfig, AdamW, Sgd, SgdConfig, TrainOptimizer};
+use crate::model::Model;
+use crate::registry::{self, CallbackCtx, ModelCtx, Registry};
 use crate::rng::{RngStream, StreamId};
 use crate::trainer::Trainer;
 
@@ -17,17 +17,28 @@ impl JobConfig {
     /// starts from `init_from`'s weights when it is set, and the optimizer leaves the
     /// `freeze` variables alone.
     pub fn build_trainer(&self) -> Result<Trainer> {
-        self.build_trainer_inner(true)
+        self.build_with(registry::builtins())
+    }
+
+    /// [`JobConfig::build_trainer`] with the components of `registry` (the built-ins and
+    /// the user's own): every component the config names must be registered there.
+    pub fn build_with(&self, registry: &Registry) -> Result<Trainer> {
+        self.build_trainer_inner(registry, true)
     }
 
     /// The model this config describes with its seeded initial weights (`init_from` is
     /// not applied), sized from the data, which is read.
     pub fn build_model(&self) -> Result<Box<dyn Model>> {
+        self.build_model_with(registry::builtins())
+    }
+
+    /// [`JobConfig::build_model`] with the models of `registry`.
+    pub fn build_model_with(&self, registry: &Registry) -> Result<Box<dyn Model>> {
         self.validate()?;
         let device = self.device.open()?;
         let Loaders { info, .. } = self.loaders()?;
         let mut init = RngStream::new(self.train.seed, StreamId::Init);
-        Ok(Box::new(self.new_model(&info, &mut init, &device)?))
+        self.new_model(registry, &info, &mut init, &device)
     }
 
     /// The model, sized by the data (`info`: what the train data looks like), with
@@ -35,31 +46,41 @@ impl JobConfig {
     /// prediction, evaluation and export alike.
     pub(crate) fn new_model(
         &self,
+        registry: &Registry,
         info: &crate::data_loaders::DataInfo,
         init: &mut RngStream,
         device: &candle_core::Device,
-    ) -> Result<Mlp> {
-        match &self.model {
-            ModelConfig::Mlp(m) => Mlp::new(
-                MlpConfig {
-                    inputs: info.sample_shape.iter().product(),
-                    hidden: m.hidden.clone(),
-                    outputs: info.num_classes.unwrap_or(1),
-                    dropout: m.dropout as f32,
-                },
-                init,
-                device,
-            ),
-        }
+    ) -> Result<Box<dyn Model>> {
+        let entry = registry.models.get(&self.model.name)?;
+        let mut ctx = ModelCtx {
+            sample_shape: &info.sample_shape,
+            outputs: info.num_classes.unwrap_or(1),
+            num_classes: info.num_classes,
+            init,
+            device,
+        };
+        (entry.factory())(&self.model.args, &mut ctx)
     }
 
     /// [`JobConfig::build_trainer`]; `load_init` false skips `init_from` (on resume the
     /// checkpoint's weights replace them, and the source may be gone).
-    pub(super) fn build_trainer_inner(&self, load_init: bool) -> Result<Trainer> {
+    pub(super) fn build_trainer_inner(
+        &self,
+        registry: &Registry,
+        load_init: bool,
+    ) -> Result<Trainer> {
         if self.name.is_empty() || self.train.run_dir.as_os_str().is_empty() {
-            return self.resolved().build_trainer_inner(load_init);
+            return self.resolved().build_trainer_inner(registry, load_init);
         }
         self.validate()?;
+        // Every name known and every argument read before any data is touched; the run
+        // records the arguments with their defaults filled in.
+        let job = &self.resolve_components(registry, true)?;
+        job.build_resolved(registry, load_init)
+    }
+
+    /// [`JobConfig::build_trainer_inner`] for a config whose components are resolved.
+    fn build_resolved(&self, registry: &Registry, load_init: bool) -> Result<Trainer> {
         let device = self.device.open()?;
         let Loaders { train, val, info } = self.loaders()?;
         if device.is_cpu() {
@@ -67,7 +88,7 @@ impl JobConfig {
             self.check_model_memory(inputs, info.num_classes.unwrap_or(1))?;
         }
         let mut init = RngStream::new(self.train.seed, StreamId::Init);
-        let model = self.new_model(&info, &mut init, &device)?;
+        let model = self.new_model(registry, &info, &mut init, &device)?;
         if let (true, Some(source)) = (load_init, &self.init_from) {
             let report = load_weights(model.varmap(), source, &self.init_map)?;
             log::info!(
@@ -79,28 +100,9 @@ impl JobConfig {
             );
         }
         let vars = trainable_vars(model.varmap(), &self.freeze)?;
-        let adam = |a: &super::AdamSettings| AdamConfig {
-            lr: a.lr,
-            beta1: a.beta1,
-            beta2: a.beta2,
-            eps: a.eps,
-            weight_decay: a.weight_decay,
-        };
-        let optimizer: Box<dyn TrainOptimizer> = match &self.optimizer {
-            OptimizerConfig::AdamW(a) => Box::new(AdamW::from_named(vars, adam(a))),
-            OptimizerConfig::Adam(a) => Box::new(Adam::from_named(vars, adam(a))),
-            OptimizerConfig::Sgd(s) => Box::new(Sgd::from_named(
-                vars,
-                SgdConfig {
-                    lr: s.lr,
-                    momentum: s.momentum,
-                    dampening: s.dampening,
-                    nesterov: s.nesterov,
-                    weight_decay: s.weight_decay,
-                },
-            )),
-        };
-        let mut builder = Trainer::builder_boxed(Box::new(model), optimizer)
+        let optimizer =
+            (registry.optimizers.get(&self.optimizer.name)?.factory())(&self.optimizer.args, vars)?;
+        let mut builder = Trainer::builder_boxed(model, optimizer)
             .boxed_data(train, val)
             .config(self.train.clone())
             .batch_size(self.data.batch_size)
@@ -116,23 +118,18 @@ impl JobConfig {
             builder = builder.val_batch_size(n);
         }
         let mut trainer = builder.build()?;
-        self.add_callbacks(&mut trainer)?;
+        self.add_callbacks(registry, &mut trainer)?;
         Ok(trainer)
     }
 
     /// The built-in callbacks this job asks for, in a fixed order (their saved state is
-    /// matched by name on resume).
-    fn add_callbacks(&self, trainer: &mut Trainer) -> Result<()> {
+    /// matched by name on resume), then the `callbacks` list in its order.
+    fn add_callbacks(&self, registry: &Registry, trainer: &mut Trainer) -> Result<()> {
         let dir = &self.train.run_dir;
         let l = &self.logging;
         trainer.add_callback(HealthCheck::new(l.health))?;
         if let Some(es) = &self.early_stopping {
-            trainer.add_callback(
-                EarlyStopping::new(&es.monitor)
-                    .patience(es.patience)
-                    .min_delta(es.min_delta)
-                    .warmup(es.warmup),
-            )?;
+            trainer.add_callback(es.callback())?;
         }
         if l.csv {
             trainer.add_callback(CsvLogger::new(dir.join("logs")))?;
@@ -146,6 +143,14 @@ impl JobConfig {
         }
         if l.progress {
             trainer.add_callback(Progress::new(self.train.epochs))?;
+        }
+        let ctx = CallbackCtx {
+            run_dir: dir,
+            epochs: self.train.epochs,
+        };
+        for c in &self.callbacks {
+            let cb = (registry.callbacks.get(&c.name)?.factory())(&c.args, &ctx)?;
+            trainer.add_boxed_callback(cb)?;
         }
         Ok(())
     }

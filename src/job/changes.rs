@@ -74,19 +74,25 @@ impl ResumeChanges {
 impl Trainer {
     /// [`Trainer::resume`] with `changes` applied: `path` is a run directory or one
     /// checkpoint directory.
-    pub fn resume_with(path: impl AsRef<Path>, changes: &ResumeChanges) -> Result<Trainer> {
-        Self::from_checkpoint_with(checkpoint::load_latest(path.as_ref())?, changes)
+    pub fn resume_changed(path: impl AsRef<Path>, changes: &ResumeChanges) -> Result<Trainer> {
+        Self::from_checkpoint_changed(
+            checkpoint::load_latest(path.as_ref())?,
+            crate::registry::builtins(),
+            changes,
+        )
     }
 
-    /// [`Trainer::from_checkpoint`] with `changes` applied.
-    pub fn from_checkpoint_with(
+    /// [`Trainer::from_checkpoint_with`] with `changes` applied.
+    pub fn from_checkpoint_changed(
         ckpt: LoadedCheckpoint,
+        registry: &crate::registry::Registry,
         changes: &ResumeChanges,
     ) -> Result<Trainer> {
         let mut job = JobConfig::from_checkpoint(&ckpt)?;
         job.train.run_dir = checkpoint::run_dir_of(&ckpt.dir);
         changes.apply(&mut job)?;
-        let mut trainer = job.build_trainer()?;
+        // The checkpoint's weights replace init_from's, whose source may be gone.
+        let mut trainer = job.build_trainer_inner(registry, false)?;
         trainer.apply_checkpoint(ckpt)?;
         if let Some(n) = changes.epochs {
             trainer.extend_epochs(n)?;

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::de::Error as _;
 use serde_json::{Map, Value};
 
-use super::{JobConfig, ModelConfig};
+use super::JobConfig;
 use crate::error::{Error, IoContext, Result};
+use crate::registry::{self, MlpArgs};
 
 /// The key naming a base config, relative to the file that says it.
 pub const EXTENDS_KEY: &str = "extends";
@@ -97,26 +98,25 @@ impl JobConfig {
     /// A name from the settings that tell runs apart: model and size, optimizer and
     /// rate, batch size and seed, e.g. `mlp-256_adamw-1e-3_b128_s7`.
     pub fn descriptive_name(&self) -> String {
-        let model = match &self.model {
-            ModelConfig::Mlp(m) => {
+        let model = match registry::parse_args::<MlpArgs>("model", "mlp", &self.model.args) {
+            Ok(m) if self.model.name == "mlp" && !m.hidden.is_empty() => {
                 let sizes: Vec<String> = m.hidden.iter().map(|h| h.to_string()).collect();
-                if sizes.is_empty() {
-                    "mlp".to_string()
-                } else {
-                    format!("mlp-{}", sizes.join("-"))
-                }
+                format!("mlp-{}", sizes.join("-"))
             }
+            _ => self.model.name.clone(),
         };
-        let optimizer = match &self.optimizer {
-            super::OptimizerConfig::AdamW(_) => "adamw",
-            super::OptimizerConfig::Adam(_) => "adam",
-            super::OptimizerConfig::Sgd(_) => "sgd",
+        // The rate as the optimizer reads it, its default included where it is a built-in.
+        let optimizer = registry::builtins()
+            .optimizers
+            .resolve(&self.optimizer)
+            .unwrap_or_else(|_| self.optimizer.clone());
+        let rate = match optimizer.number("lr") {
+            Some(lr) => format!("{}-{lr:e}", optimizer.name),
+            None => optimizer.name.clone(),
         };
         format!(
-            "{model}_{optimizer}-{:e}_b{}_s{}",
-            self.optimizer.lr(),
-            self.data.batch_size,
-            self.train.seed
+            "{model}_{rate}_b{}_s{}",
+            self.data.batch_size, self.train.seed
         )
     }
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::predict::{CheckpointChoice, Predictor};
-use super::ModelConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::model::Task;
+use crate::registry::Component;
 
 /// The file name of the exported weights.
 pub const EXPORT_MODEL_FILE: &str = "model.safetensors";
@@ -24,8 +24,8 @@ pub struct ModelCard {
     pub name: String,
     /// `classification` or `regression`.
     pub task: String,
-    /// The model section of the job config (`kind`, layer sizes, dropout).
-    pub model: ModelConfig,
+    /// The model section of the job config: its registered name and arguments.
+    pub model: Component,
     /// The model as its `Model::name` says (e.g. `mlp 64-128-10`).
     pub model_name: String,
     /// Scalar parameters.

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
-use super::{JobConfig, ModelConfig};
+use super::JobConfig;
 use crate::checkpoint::{self, LoadedCheckpoint, MODEL_FILE, STATE_FILE};
 use crate::error::{Error, Result};
 use crate::model::{Mlp, MlpConfig, Model};
 use crate::optim::{named_vars, NamedVar};
+use crate::registry::{parse_args, MlpArgs, Registry};
 use crate::rng::{RngStream, StreamId};
 
 /// What [`load_weights`] did.
@@ -193,9 +194,14 @@ pub(super) fn trainable_vars(varmap: &VarMap, patterns: &[String]) -> Result<Vec
 }
 
 impl JobConfig {
-    /// The model this config describes, sized by a checkpoint of it (no data is read)
-    /// and holding the checkpoint's weights.
-    pub fn model_for_checkpoint(&self, ckpt: &LoadedCheckpoint) -> Result<Box<dyn Model>> {
+    /// The model this config describes, holding the checkpoint's weights. An MLP is sized
+    /// by the checkpoint (no data is read); other models are sized by the train data, as
+    /// when they were built, from `registry`.
+    pub fn model_for_checkpoint(
+        &self,
+        registry: &Registry,
+        ckpt: &LoadedCheckpoint,
+    ) -> Result<Box<dyn Model>> {
         let rows = |name: &str, dim: usize| -> Result<usize> {
             ckpt.model
                 .get(name)
@@ -205,8 +211,9 @@ impl JobConfig {
                     reason: format!("no 2-d tensor `{name}` for the job's model"),
                 })
         };
-        let model = match &self.model {
-            ModelConfig::Mlp(m) => {
+        let model: Box<dyn Model> = match self.model.name.as_str() {
+            "mlp" => {
+                let m: MlpArgs = parse_args("model", "mlp", &self.model.args)?;
                 let last = format!("layers.{}.weight", m.hidden.len());
                 let config = MlpConfig {
                     inputs: rows("layers.0.weight", 1)?,
@@ -215,7 +222,12 @@ impl JobConfig {
                     dropout: m.dropout as f32,
                 };
                 let mut rng = RngStream::new(self.train.seed, StreamId::Init);
-                Mlp::new(config, &mut rng, &Device::Cpu)?
+                Box::new(Mlp::new(config, &mut rng, &Device::Cpu)?)
+            }
+            _ => {
+                let info = self.loaders()?.info;
+                let mut rng = RngStream::new(self.train.seed, StreamId::Init);
+                self.new_model(registry, &info, &mut rng, &Device::Cpu)?
             }
         };
         load_tensors(
@@ -224,7 +236,7 @@ impl JobConfig {
             &BTreeMap::new(),
             &ckpt.dir,
         )?;
-        Ok(Box::new(model))
+        Ok(model)
     }
 
     /// The variables of `model` this config's `freeze` patterns match, sorted.

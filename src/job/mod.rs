@@ -27,10 +27,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::callbacks::HealthPolicy;
 use crate::error::{Error, Result};
+use crate::registry::{AdamArgs, Component, EarlyStoppingArgs, MlpArgs, Registry};
 use crate::trainer::TrainConfig;
 
 pub use changes::ResumeChanges;
@@ -59,10 +60,14 @@ pub struct JobConfig {
     pub threads: usize,
     /// What to train and validate on.
     pub data: DataConfig,
-    /// The model, by `kind`.
-    pub model: ModelConfig,
-    /// The optimizer, by `kind`.
-    pub optimizer: OptimizerConfig,
+    /// The model, by name with its arguments (`{"name": "mlp", "hidden": [256]}`; see
+    /// `deeptrain list models`); a left-out name is `mlp`.
+    #[serde(deserialize_with = "model_or_mlp")]
+    pub model: Component,
+    /// The optimizer, by name with its arguments (`{"name": "sgd", "lr": 0.1}`; see
+    /// `deeptrain list optimizers`); a left-out name is `adamw`.
+    #[serde(deserialize_with = "optimizer_or_adamw")]
+    pub optimizer: Component,
     /// Fields left out take the default job's values (see `train_over_job_defaults`).
     /// `train.run_dir` left out or empty means `runs/NAME` (see [`JobConfig::resolved`]);
     /// the config saved in a run directory and its checkpoints has it filled in.
@@ -72,6 +77,11 @@ pub struct JobConfig {
     pub logging: LoggingConfig,
     /// Stop when a validation metric stops improving.
     pub early_stopping: Option<EarlyStoppingConfig>,
+    /// More callbacks by name with their arguments (`[{"name": "early_stopping",
+    /// "monitor": "val_accuracy"}]`; see `deeptrain list callbacks`), added after the
+    /// built-in ones in this order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub callbacks: Vec<Component>,
     /// Start from trained weights: a run directory (its newest good checkpoint), a
     /// checkpoint directory (`runs/x/best`), a directory with a `model.safetensors` (an
     /// exported model) or a `.safetensors` file. Every model variable whose name (after
@@ -118,30 +128,8 @@ impl Default for LoggingConfig {
     }
 }
 
-/// Early stopping on a validation metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EarlyStoppingConfig {
-    /// The metric watched (default `val_loss`; its direction is known by name).
-    pub monitor: String,
-    /// Validations without improvement before stopping (default 5).
-    pub patience: u64,
-    /// Smallest change that counts as an improvement (default 0).
-    pub min_delta: f64,
-    /// Validations ignored at the start (default 0).
-    pub warmup: u64,
-}
-
-impl Default for EarlyStoppingConfig {
-    fn default() -> Self {
-        Self {
-            monitor: "val_loss".into(),
-            patience: 5,
-            min_delta: 0.0,
-            warmup: 0,
-        }
-    }
-}
+/// Early stopping on a validation metric: the `early_stopping` callback's arguments.
+pub type EarlyStoppingConfig = EarlyStoppingArgs;
 
 /// Where the data comes from and how it is batched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,169 +177,32 @@ impl Default for DataConfig {
     }
 }
 
-/// The model, by `kind`; a left-out `kind` is `mlp`.
-// `remote = "Self"`: the derives become inherent functions, which the trait impls below
-// wrap to default the tag (serde has no default for an internally tagged enum's tag).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", remote = "Self")]
-pub enum ModelConfig {
-    /// `"kind": "mlp"`: the built-in multi-layer perceptron.
-    Mlp(MlpSettings),
+/// A built-in component with its default arguments written out.
+fn builtin_default(name: &str, args: impl Serialize) -> Component {
+    Component::with_args(name, args).unwrap_or_else(|_| Component::named(name))
 }
 
-/// A multi-layer perceptron; inputs and outputs are sized from the data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MlpSettings {
-    /// Widths of the hidden layers.
-    pub hidden: Vec<usize>,
-    /// Dropout probability after each hidden activation, in [0, 1) (default 0.2).
-    pub dropout: f64,
+/// The model section: `mlp` when its name is left out.
+fn model_or_mlp<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Component, D::Error> {
+    named_or(d, "mlp")
 }
 
-impl Default for MlpSettings {
-    fn default() -> Self {
-        Self {
-            hidden: vec![128],
-            dropout: 0.2,
-        }
+/// The optimizer section: `adamw` when its name is left out.
+fn optimizer_or_adamw<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Component, D::Error> {
+    named_or(d, "adamw")
+}
+
+/// A component whose name, when left out, is `default`.
+fn named_or<'de, D: Deserializer<'de>>(
+    d: D,
+    default: &str,
+) -> std::result::Result<Component, D::Error> {
+    let mut c = Component::deserialize(d)?;
+    if c.name.is_empty() {
+        c.name = default.to_string();
     }
+    Ok(c)
 }
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        ModelConfig::Mlp(MlpSettings::default())
-    }
-}
-
-/// The optimizer, by `kind`, with the settings of that kind only (`momentum` under
-/// `adamw` is an error); a left-out `kind` is `adamw`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", remote = "Self")]
-pub enum OptimizerConfig {
-    /// Adam with decoupled weight decay.
-    #[serde(rename = "adamw")]
-    AdamW(AdamSettings),
-    /// Adam; `weight_decay` is added to the gradient (L2).
-    #[serde(rename = "adam")]
-    Adam(AdamSettings),
-    /// SGD with optional (Nesterov) momentum, as PyTorch's.
-    #[serde(rename = "sgd")]
-    Sgd(SgdSettings),
-}
-
-/// Settings of `adamw` and `adam`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AdamSettings {
-    /// Base learning rate (default 3e-3).
-    pub lr: f64,
-    /// Weight decay: decoupled for `adamw`, L2 in the gradient for `adam` (default 1e-4).
-    pub weight_decay: f64,
-    /// First-moment decay (default 0.9).
-    pub beta1: f64,
-    /// Second-moment decay (default 0.999).
-    pub beta2: f64,
-    /// Added to the denominator (default 1e-8).
-    pub eps: f64,
-}
-
-impl Default for AdamSettings {
-    fn default() -> Self {
-        Self {
-            lr: 3e-3,
-            weight_decay: 1e-4,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        }
-    }
-}
-
-/// Settings of `sgd`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SgdSettings {
-    /// Learning rate (default 3e-3).
-    pub lr: f64,
-    /// Momentum factor; 0 is plain SGD (default 0.9).
-    pub momentum: f64,
-    /// Dampening of the momentum (default 0).
-    pub dampening: f64,
-    /// Nesterov momentum (default off).
-    pub nesterov: bool,
-    /// L2 weight decay added to the gradient (default 1e-4).
-    pub weight_decay: f64,
-}
-
-impl Default for SgdSettings {
-    fn default() -> Self {
-        Self {
-            lr: 3e-3,
-            momentum: 0.9,
-            dampening: 0.0,
-            nesterov: false,
-            weight_decay: 1e-4,
-        }
-    }
-}
-
-impl Default for OptimizerConfig {
-    fn default() -> Self {
-        OptimizerConfig::AdamW(AdamSettings::default())
-    }
-}
-
-impl OptimizerConfig {
-    /// The base learning rate.
-    pub fn lr(&self) -> f64 {
-        match self {
-            OptimizerConfig::AdamW(a) | OptimizerConfig::Adam(a) => a.lr,
-            OptimizerConfig::Sgd(s) => s.lr,
-        }
-    }
-
-    /// Sets the base learning rate, whatever the kind.
-    pub fn set_lr(&mut self, lr: f64) {
-        match self {
-            OptimizerConfig::AdamW(a) | OptimizerConfig::Adam(a) => a.lr = lr,
-            OptimizerConfig::Sgd(s) => s.lr = lr,
-        }
-    }
-}
-
-/// `{"kind": KIND}`: the tag a tagged section takes when it is left out.
-fn default_kind(kind: &str) -> serde_json::Map<String, serde_json::Value> {
-    serde_json::Map::from_iter([("kind".to_string(), kind.into())])
-}
-
-/// Forwards a trait impl to the inherent functions that `remote = "Self"` derives.
-macro_rules! tagged_with_default_kind {
-    ($ty:ident, $kind:literal) => {
-        impl Serialize for $ty {
-            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                $ty::serialize(self, s)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-                /// The derived deserializer, which wants the tag.
-                struct Derived($ty);
-                impl<'de> Deserialize<'de> for Derived {
-                    fn deserialize<D: Deserializer<'de>>(
-                        d: D,
-                    ) -> std::result::Result<Self, D::Error> {
-                        $ty::deserialize(d).map(Derived)
-                    }
-                }
-                defaults::with_defaults::<D, Derived>(d, default_kind($kind)).map(|d| d.0)
-            }
-        }
-    };
-}
-tagged_with_default_kind!(ModelConfig, "mlp");
-tagged_with_default_kind!(OptimizerConfig, "adamw");
 
 impl Default for JobConfig {
     fn default() -> Self {
@@ -360,8 +211,8 @@ impl Default for JobConfig {
             device: DeviceSpec::Cpu,
             threads: 0,
             data: DataConfig::default(),
-            model: ModelConfig::default(),
-            optimizer: OptimizerConfig::default(),
+            model: builtin_default("mlp", MlpArgs::default()),
+            optimizer: builtin_default("adamw", AdamArgs::default()),
             train: TrainConfig {
                 epochs: 15,
                 seed: 7,
@@ -372,6 +223,7 @@ impl Default for JobConfig {
             },
             logging: LoggingConfig::default(),
             early_stopping: None,
+            callbacks: Vec::new(),
             init_from: None,
             init_map: BTreeMap::new(),
             freeze: Vec::new(),
@@ -387,8 +239,26 @@ impl JobConfig {
     }
 
     /// Parses and checks a JSON job config; `origin` names it in errors, which also
-    /// name the field (`optimizer.kind: unknown variant ...`).
+    /// name the field (`optimizer.beta1: 1.5 is not in [0, 1)`). Built-in components
+    /// are read by their argument types; a name the built-ins lack is left for the
+    /// registry the job is built with (see [`JobConfig::from_json_str_with`]).
     pub fn from_json_str(text: &str, origin: &Path) -> Result<Self> {
+        Self::parse(text, origin, crate::registry::builtins(), false)
+    }
+
+    /// [`JobConfig::from_json_str`] where every component must be in `registry`.
+    pub fn from_json_str_with(text: &str, origin: &Path, registry: &Registry) -> Result<Self> {
+        Self::parse(text, origin, registry, true)
+    }
+
+    /// This config with every component read by `registry` (see
+    /// [`JobConfig::resolve_components`]); errors name `origin`, the file it came from.
+    pub fn resolve_with(&self, registry: &Registry, origin: &Path) -> Result<Self> {
+        self.resolve_components(registry, true)
+            .map_err(|e| in_file(e, origin))
+    }
+
+    fn parse(text: &str, origin: &Path, registry: &Registry, strict: bool) -> Result<Self> {
         let mut de = serde_json::Deserializer::from_str(text);
         let job: JobConfig =
             serde_path_to_error::deserialize(&mut de).map_err(|e| config_error(origin, e))?;
@@ -396,20 +266,28 @@ impl JobConfig {
             path: origin.to_path_buf(),
             source,
         })?;
-        job.validate().map_err(|e| match e {
-            Error::Config { field, reason } => Error::ConfigJson {
-                path: origin.to_path_buf(),
-                source: serde_json::Error::custom(format!("{field}: {reason}")),
-            },
-            other => other,
-        })?;
-        Ok(job)
+        // Built-in components are read by their types now (defaults filled in); a user's
+        // are read when the job is built with the user's registry.
+        job.resolve_components(registry, strict)
+            .and_then(|job| job.validate().map(|()| job))
+            .map_err(|e| in_file(e, origin))
     }
 
     /// The resolved config as pretty JSON; [`JobConfig::from_json_str`] reads it back
     /// to an equal config.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// A config error as one line naming the file it is in.
+fn in_file(e: Error, origin: &Path) -> Error {
+    match e {
+        Error::Config { field, reason } => Error::ConfigJson {
+            path: origin.to_path_buf(),
+            source: serde_json::Error::custom(format!("{field}: {reason}")),
+        },
+        other => other,
     }
 }
 

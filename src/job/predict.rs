@@ -19,6 +19,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::metrics::argmax;
 use crate::model::{ForwardCtx, Model, Task};
 use crate::optim::named_vars;
+use crate::registry::{self, Registry};
 use crate::rng::{RngStream, StreamId};
 
 /// Which checkpoint of a run to use.
@@ -79,16 +80,18 @@ impl Predictor {
     /// A run directory or checkpoint directory, and which of its checkpoints:
     /// [`CheckpointChoice::Best`] takes `best/` of the run `path` is or belongs to.
     pub fn load_checkpoint(path: impl AsRef<Path>, choice: CheckpointChoice) -> Result<Predictor> {
-        Self::load_checkpoint_with(path, choice, &[])
+        Self::load_checkpoint_with(path, choice, &[], registry::builtins())
     }
 
     /// [`Predictor::load_checkpoint`] with `overrides` applied to the run's config first
     /// (as `--set` does: e.g. `("data.val_batch_size", "500")`); settings that change
     /// the model's shape make its weights not fit, which is an error naming them.
+    /// The model is rebuilt by name from `registry`.
     pub fn load_checkpoint_with(
         path: impl AsRef<Path>,
         choice: CheckpointChoice,
         overrides: &[(String, String)],
+        registry: &Registry,
     ) -> Result<Predictor> {
         let path = path.as_ref();
         let ckpt = match choice {
@@ -106,18 +109,20 @@ impl Predictor {
                 checkpoint::load(&run.join(BEST_DIR))?
             }
         };
-        Self::from_checkpoint_with(ckpt, overrides)
+        Self::from_checkpoint_with(ckpt, overrides, registry)
     }
 
     /// A checkpoint already loaded; it must come from a run built from a job config.
     pub fn from_checkpoint(ckpt: LoadedCheckpoint) -> Result<Predictor> {
-        Self::from_checkpoint_with(ckpt, &[])
+        Self::from_checkpoint_with(ckpt, &[], registry::builtins())
     }
 
-    /// [`Predictor::from_checkpoint`] with `overrides` applied to the run's config.
+    /// [`Predictor::from_checkpoint`] with `overrides` applied to the run's config and
+    /// the model rebuilt by name from `registry`.
     pub fn from_checkpoint_with(
         ckpt: LoadedCheckpoint,
         overrides: &[(String, String)],
+        registry: &Registry,
     ) -> Result<Predictor> {
         let mut job = JobConfig::from_checkpoint(&ckpt)?.with_overrides(overrides)?;
         job.train.run_dir = checkpoint::run_dir_of(&ckpt.dir);
@@ -129,7 +134,7 @@ impl Predictor {
             None => Task::Regression,
         };
         let mut init = RngStream::new(job.train.seed, StreamId::Init);
-        let mut model: Box<dyn Model> = Box::new(job.new_model(&info, &mut init, &device)?);
+        let mut model = job.new_model(registry, &info, &mut init, &device)?;
         let vars = named_vars(model.varmap());
         for (v, t) in vars.iter().zip(ckpt.weights_for(&vars, &device)?) {
             v.var.set(&t)?;

@@ -5,54 +5,12 @@
 //! config is read, a checkpoint's included, so a run must stay readable on any machine.
 //! The memory check ([`JobConfig::check_model_memory`]) is made when a run is built.
 
-use std::fmt::Display;
-
-use super::{
-    AdamSettings, DataConfig, EarlyStoppingConfig, JobConfig, LoggingConfig, MlpSettings,
-    ModelConfig, OptimizerConfig, SgdSettings,
-};
+use super::{DataConfig, JobConfig, LoggingConfig};
 use crate::error::{Error, Result};
 use crate::optim::Schedule;
+use crate::range::{at_least_one, check, non_negative, positive, unit_open};
+use crate::registry::{self, parse_args, MlpArgs, Registry, SgdArgs};
 use crate::trainer::TrainConfig;
-
-/// `field`: `value is not in RANGE` unless `ok`.
-fn check(ok: bool, field: &str, value: impl Display, range: &str) -> Result<()> {
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::config(field, format!("{value} is not in {range}")))
-    }
-}
-
-/// `value` in `[0, 1)`.
-fn unit_open(field: &str, value: f64) -> Result<()> {
-    check((0.0..1.0).contains(&value), field, value, "[0, 1)")
-}
-
-/// `value` finite and `> 0`.
-fn positive(field: &str, value: f64) -> Result<()> {
-    check(
-        value.is_finite() && value > 0.0,
-        field,
-        value,
-        "(0, inf) (a finite number > 0)",
-    )
-}
-
-/// `value` finite and `>= 0`.
-fn non_negative(field: &str, value: f64) -> Result<()> {
-    check(
-        value.is_finite() && value >= 0.0,
-        field,
-        value,
-        "[0, inf) (a finite number >= 0)",
-    )
-}
-
-/// A count at least 1.
-fn at_least_one(field: &str, value: u64) -> Result<()> {
-    check(value >= 1, field, value, "[1, inf) (must be at least 1)")
-}
 
 impl JobConfig {
     /// Rejects values that cannot work: every numeric setting is range-checked, and the
@@ -60,13 +18,7 @@ impl JobConfig {
     /// (`config optimizer.beta1: 1.5 is not in [0, 1)`).
     pub fn validate(&self) -> Result<()> {
         self.data.validate()?;
-        match &self.model {
-            ModelConfig::Mlp(m) => m.validate()?,
-        }
-        match &self.optimizer {
-            OptimizerConfig::AdamW(a) | OptimizerConfig::Adam(a) => a.validate()?,
-            OptimizerConfig::Sgd(s) => s.validate()?,
-        }
+        self.check_components(registry::builtins(), false)?;
         validate_train(&self.train)?;
         self.logging.validate()?;
         if let Some(e) = &self.early_stopping {
@@ -76,6 +28,32 @@ impl JobConfig {
             return Err(Error::config("init_map", "needs init_from"));
         }
         self.device.check()
+    }
+
+    /// Checks every component's name and arguments against `registry` (`strict` false:
+    /// only the components it knows, as when a config is read before the user's registry
+    /// is at hand).
+    pub fn check_components(&self, registry: &Registry, strict: bool) -> Result<()> {
+        self.resolve_components(registry, strict).map(drop)
+    }
+
+    /// This config with every component's arguments read by its type and written back
+    /// with their defaults filled in (`strict` false: components `registry` does not know
+    /// are kept as they are).
+    pub fn resolve_components(&self, registry: &Registry, strict: bool) -> Result<JobConfig> {
+        let mut job = self.clone();
+        if strict || registry.models.contains(&job.model.name) {
+            job.model = registry.models.resolve(&job.model)?;
+        }
+        if strict || registry.optimizers.contains(&job.optimizer.name) {
+            job.optimizer = registry.optimizers.resolve(&job.optimizer)?;
+        }
+        for c in &mut job.callbacks {
+            if strict || registry.callbacks.contains(&c.name) {
+                *c = registry.callbacks.resolve(c)?;
+            }
+        }
+        Ok(job)
     }
 
     /// Fails when the model, its gradients and the optimizer's state would not fit in the
@@ -96,8 +74,12 @@ impl JobConfig {
         outputs: usize,
         available: u64,
     ) -> Result<()> {
-        let ModelConfig::Mlp(m) = &self.model;
-        let needed = m.parameter_count(inputs, outputs) * 4.0 * self.optimizer.copies_per_weight();
+        // Only the MLP's size is known before it is built.
+        if self.model.name != "mlp" {
+            return Ok(());
+        }
+        let m: MlpArgs = parse_args("model", "mlp", &self.model.args)?;
+        let needed = m.parameter_count(inputs, outputs) * 4.0 * self.copies_per_weight();
         if needed <= available as f64 {
             return Ok(());
         }
@@ -115,76 +97,17 @@ impl JobConfig {
     }
 }
 
-impl OptimizerConfig {
+impl JobConfig {
     /// Model-sized f32 buffers a training step holds: weights and gradients, plus Adam's
-    /// two moments or SGD's momentum buffer.
+    /// two moments or SGD's momentum buffer (4 for an optimizer of unknown state).
     fn copies_per_weight(&self) -> f64 {
-        match self {
-            OptimizerConfig::AdamW(_) | OptimizerConfig::Adam(_) => 4.0,
-            OptimizerConfig::Sgd(s) if s.momentum > 0.0 => 3.0,
-            OptimizerConfig::Sgd(_) => 2.0,
+        match self.optimizer.name.as_str() {
+            "sgd" => match parse_args::<SgdArgs>("optimizer", "sgd", &self.optimizer.args) {
+                Ok(s) if s.momentum == 0.0 => 2.0,
+                _ => 3.0,
+            },
+            _ => 4.0,
         }
-    }
-}
-
-impl MlpSettings {
-    /// Checks `dropout` and the hidden widths.
-    pub fn validate(&self) -> Result<()> {
-        for (i, &h) in self.hidden.iter().enumerate() {
-            at_least_one(&format!("model.hidden[{i}]"), h as u64)?;
-        }
-        unit_open("model.dropout", self.dropout)
-    }
-
-    /// Weights and biases of the MLP between `inputs` and `outputs`, as a float so that
-    /// absurd widths cannot overflow.
-    pub fn parameter_count(&self, inputs: usize, outputs: usize) -> f64 {
-        let mut sizes = vec![inputs as f64];
-        sizes.extend(self.hidden.iter().map(|&h| h as f64));
-        sizes.push(outputs as f64);
-        sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
-    }
-}
-
-impl AdamSettings {
-    /// Checks every setting of `adamw` and `adam`.
-    pub fn validate(&self) -> Result<()> {
-        positive("optimizer.lr", self.lr)?;
-        non_negative("optimizer.weight_decay", self.weight_decay)?;
-        unit_open("optimizer.beta1", self.beta1)?;
-        unit_open("optimizer.beta2", self.beta2)?;
-        positive("optimizer.eps", self.eps)
-    }
-}
-
-impl SgdSettings {
-    /// Checks every setting of `sgd`; Nesterov momentum needs `momentum > 0` and
-    /// `dampening` 0 (as PyTorch's).
-    pub fn validate(&self) -> Result<()> {
-        positive("optimizer.lr", self.lr)?;
-        unit_open("optimizer.momentum", self.momentum)?;
-        check(
-            (0.0..=1.0).contains(&self.dampening),
-            "optimizer.dampening",
-            self.dampening,
-            "[0, 1]",
-        )?;
-        non_negative("optimizer.weight_decay", self.weight_decay)?;
-        if self.nesterov {
-            check(
-                self.momentum > 0.0,
-                "optimizer.momentum",
-                self.momentum,
-                "(0, 1) (nesterov needs momentum > 0)",
-            )?;
-            check(
-                self.dampening == 0.0,
-                "optimizer.dampening",
-                self.dampening,
-                "[0, 0] (nesterov needs dampening 0)",
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -205,14 +128,6 @@ impl LoggingConfig {
     /// every section has its check.
     pub fn validate(&self) -> Result<()> {
         Ok(())
-    }
-}
-
-impl EarlyStoppingConfig {
-    /// Checks `patience` and `min_delta`.
-    pub fn validate(&self) -> Result<()> {
-        at_least_one("early_stopping.patience", self.patience)?;
-        non_negative("early_stopping.min_delta", self.min_delta)
     }
 }
 

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 /// The library's top-level modules, lowest layer first. A module may use modules of a
 /// lower layer, never one of a higher layer or (apart from itself) of its own.
 const LAYERS: &[&[&str]] = &[
-    &["error", "rng", "console", "interrupt"],
+    &["error", "rng", "console", "interrupt", "range"],
     &["data_loaders", "metrics", "optim", "model"],
     &["state"],
     &["checkpoint"],
     &["report"],
     &["callbacks"],
     &["trainer"],
+    &["registry"],
     &["job"],
     &["cli"],
 ];

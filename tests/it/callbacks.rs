@@ -95,7 +95,7 @@ fn early_stopping_job(dir: &std::path::Path) -> deeptrain::JobConfig {
     let mut job = small_job(dir);
     job.train.epochs = 40;
     job.train.validate_every = Every::Epochs(1);
-    job.optimizer.set_lr(0.05); // noisy enough that val_loss stops improving early
+    job.optimizer.set("lr", 0.05); // noisy enough that val_loss stops improving early
     job.early_stopping = Some(EarlyStoppingConfig {
         monitor: "val_loss".into(),
         patience: 2,
@@ -495,7 +495,7 @@ fn reduce_on_plateau_rate_survives_resume() {
         let mut job = small_job(dir);
         job.train.epochs = 6;
         job.train.validate_every = Every::Epochs(1);
-        job.optimizer.set_lr(0.05);
+        job.optimizer.set("lr", 0.05);
         let mut t = job.build_trainer().unwrap();
         t.add_callback(ReduceLrOnPlateau::new("val_loss").patience(1).factor(0.5))
             .unwrap();
@@ -527,7 +527,7 @@ fn reduce_on_plateau_rate_survives_resume() {
     let mut job = small_job(&dir);
     job.train.epochs = 6;
     job.train.validate_every = Every::Epochs(1);
-    job.optimizer.set_lr(0.05);
+    job.optimizer.set("lr", 0.05);
     let mut t = job.build_trainer().unwrap();
     t.add_callback(ReduceLrOnPlateau::new("val_loss").patience(1).factor(0.5))
         .unwrap();

@@ -356,8 +356,7 @@ fn a_checkpoint_of_another_model_is_refused_and_changes_nothing() {
     // Same layer names, other hidden size: the shapes differ from layer 0 on.
     let big = scratch("ckpt-other-model-big");
     let mut other = crate::common::small_job(&big);
-    let deeptrain::job::ModelConfig::Mlp(mlp) = &mut other.model;
-    mlp.hidden = vec![48];
+    other.model.set("hidden", vec![48]);
     let mut trainer = other.build_trainer().unwrap();
     let before = crate::common::state_bytes(&trainer.state);
     let weights = |t: &deeptrain::Trainer| -> Vec<Vec<f32>> {

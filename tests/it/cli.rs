@@ -661,7 +661,7 @@ fn usage_errors_exit_2_naming_the_argument() {
     // A config's errors are the config's: exit 1, naming file, field and valid values.
     std::fs::write(cwd.join("kind.json"), r#"{"optimizer": {"kind": "adamx"}}"#).unwrap();
     let msg = run_err(&cwd, &["train", "kind.json"], 1);
-    for part in ["kind.json", "optimizer.kind", "adamx", "adamw", "sgd"] {
+    for part in ["kind.json", "optimizer.name", "adamx", "adamw", "sgd"] {
         assert!(msg.contains(part), "{msg}");
     }
     assert!(!cwd.join("runs").exists());

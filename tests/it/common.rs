@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use deeptrain::checkpoint;
-use deeptrain::job::{MlpSettings, ModelConfig};
+use deeptrain::registry::{Component, MlpArgs};
 use deeptrain::trainer::Every;
 use deeptrain::{JobConfig, Stage, TrainState, Trainer};
 
@@ -24,10 +24,14 @@ pub fn small_job(run_dir: &Path) -> JobConfig {
     let mut job = JobConfig::default();
     job.data.batch_size = 64;
     job.data.val_batch_size = Some(128);
-    job.model = ModelConfig::Mlp(MlpSettings {
-        hidden: vec![32],
-        ..MlpSettings::default()
-    });
+    job.model = Component::with_args(
+        "mlp",
+        MlpArgs {
+            hidden: vec![32],
+            ..MlpArgs::default()
+        },
+    )
+    .unwrap();
     job.train.epochs = 2;
     job.train.seed = 11;
     job.train.validate_every = Every::Batches(10);

@@ -4,16 +4,14 @@
 use std::path::Path;
 
 use deeptrain::callbacks::HealthPolicy;
-use deeptrain::job::{
-    AdamSettings, DeviceSpec, EarlyStoppingConfig, MlpSettings, ModelConfig, OptimizerConfig,
-    SgdSettings,
-};
+use deeptrain::job::{DeviceSpec, EarlyStoppingConfig};
 use deeptrain::optim::Schedule;
+use deeptrain::registry::{AdamArgs, Component, MlpArgs, SgdArgs};
 use deeptrain::trainer::Every;
 use deeptrain::JobConfig;
 
 fn parse(json: &str) -> deeptrain::Result<JobConfig> {
-    JobConfig::from_json_str(json, Path::new("cfg.json"))
+    JobConfig::from_json_str_with(json, Path::new("cfg.json"), deeptrain::registry::builtins())
 }
 
 /// The one-line error for a config that must not parse.
@@ -46,11 +44,15 @@ fn partial_sections_keep_the_default_jobs_other_settings() {
 
     let job = parse(r#"{"optimizer": {"lr": 0.01}, "model": {"dropout": 0.1}}"#).unwrap();
     let mut expected = JobConfig::default();
-    expected.optimizer.set_lr(0.01);
-    expected.model = ModelConfig::Mlp(MlpSettings {
-        dropout: 0.1,
-        ..MlpSettings::default()
-    });
+    expected.optimizer.set("lr", 0.01);
+    expected.model = Component::with_args(
+        "mlp",
+        MlpArgs {
+            dropout: 0.1,
+            ..MlpArgs::default()
+        },
+    )
+    .unwrap();
     assert_eq!(job, expected);
 
     assert_eq!(parse("{}").unwrap(), JobConfig::default());
@@ -63,20 +65,28 @@ fn defaults() {
     assert_eq!(job.threads, 0);
     assert_eq!(
         job.optimizer,
-        OptimizerConfig::AdamW(AdamSettings {
-            lr: 3e-3,
-            weight_decay: 1e-4,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        })
+        Component::with_args(
+            "adamw",
+            AdamArgs {
+                lr: 3e-3,
+                weight_decay: 1e-4,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            }
+        )
+        .unwrap()
     );
     assert_eq!(
         job.model,
-        ModelConfig::Mlp(MlpSettings {
-            hidden: vec![128],
-            dropout: 0.2
-        })
+        Component::with_args(
+            "mlp",
+            MlpArgs {
+                hidden: vec![128],
+                dropout: 0.2
+            }
+        )
+        .unwrap()
     );
     assert_eq!(job.logging.health, HealthPolicy::Stop);
     assert_eq!(job.train.schedule, Schedule::Constant);
@@ -92,18 +102,26 @@ fn defaults() {
 
     // A kind alone gets that kind's defaults; a kind left out is adamw / mlp.
     let sgd = parse(r#"{"optimizer": {"kind": "sgd"}}"#).unwrap();
-    assert_eq!(sgd.optimizer, OptimizerConfig::Sgd(SgdSettings::default()));
+    assert_eq!(
+        sgd.optimizer,
+        Component::with_args("sgd", SgdArgs::default()).unwrap()
+    );
     let adam = parse(r#"{"optimizer": {"kind": "adam", "beta2": 0.99}}"#).unwrap();
     assert_eq!(
         adam.optimizer,
-        OptimizerConfig::Adam(AdamSettings {
-            beta2: 0.99,
-            ..AdamSettings::default()
-        })
+        Component::with_args(
+            "adam",
+            AdamArgs {
+                beta2: 0.99,
+                ..AdamArgs::default()
+            }
+        )
+        .unwrap()
     );
     let job = parse(r#"{"optimizer": {"eps": 1e-6}, "model": {}}"#).unwrap();
-    assert!(matches!(job.optimizer, OptimizerConfig::AdamW(a) if a.eps == 1e-6));
-    assert_eq!(job.model, ModelConfig::default());
+    assert_eq!(job.optimizer.name, "adamw");
+    assert_eq!(job.optimizer.number("eps"), Some(1e-6));
+    assert_eq!(job.model, JobConfig::default().model);
 
     // The device strings.
     for (text, spec) in [
@@ -137,35 +155,47 @@ fn every_field_round_trips() {
         total_steps: 50,
         min_lr: 1e-5,
     };
-    job.optimizer = OptimizerConfig::Sgd(SgdSettings {
-        lr: 0.1,
-        momentum: 0.5,
-        // Nesterov needs dampening 0; dampening round-trips below.
-        dampening: 0.0,
-        nesterov: true,
-        weight_decay: 0.0,
-    });
-    job.model = ModelConfig::Mlp(MlpSettings {
-        hidden: vec![16, 8],
-        dropout: 0.0,
-    });
+    job.optimizer = Component::with_args(
+        "sgd",
+        SgdArgs {
+            lr: 0.1,
+            momentum: 0.5,
+            // Nesterov needs dampening 0; dampening round-trips below.
+            dampening: 0.0,
+            nesterov: true,
+            weight_decay: 0.0,
+        },
+    )
+    .unwrap();
+    job.model = Component::with_args(
+        "mlp",
+        MlpArgs {
+            hidden: vec![16, 8],
+            dropout: 0.0,
+        },
+    )
+    .unwrap();
     job.data.batch_size = 17;
     job.data.file = Some("x.npy".into());
     job.logging.health = HealthPolicy::Warn;
     job.early_stopping = Some(EarlyStoppingConfig::default());
     assert_eq!(parse(&job.to_json()).unwrap(), job);
-    job.optimizer = OptimizerConfig::Sgd(SgdSettings {
-        lr: 0.1,
-        momentum: 0.5,
-        dampening: 0.1,
-        nesterov: false,
-        weight_decay: 0.0,
-    });
+    job.optimizer = Component::with_args(
+        "sgd",
+        SgdArgs {
+            lr: 0.1,
+            momentum: 0.5,
+            dampening: 0.1,
+            nesterov: false,
+            weight_decay: 0.0,
+        },
+    )
+    .unwrap();
     assert_eq!(parse(&job.to_json()).unwrap(), job);
     // Every kind of every enum.
     for optimizer in [
-        OptimizerConfig::AdamW(AdamSettings::default()),
-        OptimizerConfig::Adam(AdamSettings::default()),
+        Component::with_args("adamw", AdamArgs::default()).unwrap(),
+        Component::with_args("adam", AdamArgs::default()).unwrap(),
     ] {
         job.optimizer = optimizer;
         assert_eq!(parse(&job.to_json()).unwrap(), job);
@@ -196,9 +226,23 @@ fn unknown_train_field_is_named() {
 #[test]
 fn enum_errors_name_the_field_and_the_valid_values() {
     let err = error(r#"{"optimizer": {"kind": "adamx"}}"#);
-    assert_says(&err, &["optimizer.kind", "adamx", "adamw", "adam", "sgd"]);
-    let err = error(r#"{"model": {"kind": "cnn", "hidden": [8]}}"#);
-    assert_says(&err, &["model.kind", "cnn", "mlp"]);
+    assert_says(
+        &err,
+        &[
+            "optimizer.name",
+            "`adamx`",
+            "did you mean `adam`",
+            "adamw",
+            "sgd",
+        ],
+    );
+    let err = error(r#"{"model": {"name": "nope", "hidden": [8]}}"#);
+    assert_says(&err, &["model.name", "nope", "registered: mlp"]);
+    // Read with the built-ins only, an unknown name is left for the registry the job is
+    // built with; building it says the same.
+    let lenient = JobConfig::from_json_str(r#"{"model": "nope"}"#, Path::new("c.json")).unwrap();
+    let err = lenient.build_trainer().err().unwrap().to_string();
+    assert_says(&err, &["model.name", "unknown model `nope`"]);
     let err = error(r#"{"logging": {"health": "panic"}}"#);
     assert_says(&err, &["logging.health", "panic", "stop", "skip", "warn"]);
     let err = error(r#"{"device": "gpu"}"#);
@@ -398,7 +442,7 @@ fn a_model_past_available_memory_is_refused_with_its_size() {
             "this machine has 8.0 GiB available",
         ],
     );
-    job.model = ModelConfig::default();
+    job.model = JobConfig::default().model;
     job.check_model_memory_against(64, 10, 8 << 30).unwrap();
 
     // Through the binary: exit 1 with that one line, no abort, no run directory.

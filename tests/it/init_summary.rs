@@ -10,8 +10,8 @@ use candle_nn::VarMap;
 
 use crate::common::{interrupt_after, scratch, small_job, state_bytes, tensor_bytes};
 use deeptrain::checkpoint;
-use deeptrain::job::{MlpSettings, ModelConfig};
 use deeptrain::model::ForwardCtx;
+use deeptrain::registry::{Component, MlpArgs};
 use deeptrain::rng::{RngStream, StreamId};
 use deeptrain::{JobConfig, Outcome, Trainer};
 
@@ -98,7 +98,7 @@ fn init_from_best_loads_every_weight_and_gives_the_same_outputs() {
     };
     let mut source = JobConfig::from_checkpoint(&ckpt)
         .unwrap()
-        .model_for_checkpoint(&ckpt)
+        .model_for_checkpoint(deeptrain::registry::builtins(), &ckpt)
         .unwrap();
     let mut started = job.build_model().unwrap();
     let report = deeptrain::job::load_weights(started.varmap(), &best, &BTreeMap::new()).unwrap();
@@ -178,10 +178,14 @@ fn init_map_renames_source_tensors_before_matching() {
 fn shape_mismatch_and_no_match_are_errors_naming_them() {
     let best = source_run().join("best");
     let mut job = job_from(&scratch("init-mismatch"), &best);
-    job.model = ModelConfig::Mlp(MlpSettings {
-        hidden: vec![16],
-        ..MlpSettings::default()
-    });
+    job.model = Component::with_args(
+        "mlp",
+        MlpArgs {
+            hidden: vec![16],
+            ..MlpArgs::default()
+        },
+    )
+    .unwrap();
     let err = error_of(&job);
     assert!(
         err.contains("`layers.0.bias` has shape [32]") && err.contains("but [16] in the model"),

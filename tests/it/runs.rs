@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::{scratch, small_job, state_bytes, tensor_bytes};
-use deeptrain::job::{MlpSettings, ModelConfig, ResumeChanges};
+use deeptrain::job::ResumeChanges;
+use deeptrain::registry::{Component, MlpArgs};
 use deeptrain::trainer::Every;
 use deeptrain::{JobConfig, Trainer};
 
@@ -60,12 +61,16 @@ fn extends_chains_merge_with_the_child_winning_and_cycles_are_errors() {
     assert_eq!(job.name, "child");
     assert_eq!(
         job.model,
-        ModelConfig::Mlp(MlpSettings {
-            hidden: vec![32, 16],
-            dropout: 0.3
-        })
+        Component::with_args(
+            "mlp",
+            MlpArgs {
+                hidden: vec![32, 16],
+                dropout: 0.3
+            }
+        )
+        .unwrap()
     );
-    assert_eq!(job.optimizer.lr(), 0.01);
+    assert_eq!(job.optimizer.number("lr").unwrap(), 0.01);
     assert_eq!((job.train.epochs, job.train.seed), (4, 5));
 
     // A cycle names the files.
@@ -105,13 +110,17 @@ fn set_overrides_numbers_lists_strings_and_refuses_unknown_keys() {
         ]),
     )
     .unwrap();
-    assert_eq!(job.optimizer.lr(), 0.001);
+    assert_eq!(job.optimizer.number("lr").unwrap(), 0.001);
     assert_eq!(
         job.model,
-        ModelConfig::Mlp(MlpSettings {
-            hidden: vec![512, 256],
-            ..MlpSettings::default()
-        })
+        Component::with_args(
+            "mlp",
+            MlpArgs {
+                hidden: vec![512, 256],
+                ..MlpArgs::default()
+            }
+        )
+        .unwrap()
     );
     assert_eq!(job.name, "wide");
     assert_eq!(job.train.epochs, 9);
@@ -160,11 +169,15 @@ fn run_directories_are_named_after_the_job_or_its_settings() {
     assert_eq!(job.run_dir(), Path::new("runs/wide"));
     // No name: a descriptive one.
     job.name = String::new();
-    job.model = ModelConfig::Mlp(MlpSettings {
-        hidden: vec![256],
-        ..MlpSettings::default()
-    });
-    job.optimizer.set_lr(1e-3);
+    job.model = Component::with_args(
+        "mlp",
+        MlpArgs {
+            hidden: vec![256],
+            ..MlpArgs::default()
+        },
+    )
+    .unwrap();
+    job.optimizer.set("lr", 1e-3);
     job.data.batch_size = 128;
     assert_eq!(job.descriptive_name(), "mlp-256_adamw-1e-3_b128_s7");
     let resolved = job.resolved();
@@ -293,7 +306,7 @@ fn extending_a_finished_run_gives_the_bits_of_the_longer_run() {
         epochs: Some(4),
         ..ResumeChanges::default()
     };
-    let mut extended = Trainer::resume_with(&short_dir, &changes).unwrap();
+    let mut extended = Trainer::resume_changed(&short_dir, &changes).unwrap();
     assert_eq!(extended.config.epochs, 4);
     extended.fit().unwrap();
     assert_eq!(extended.state.epoch, 4);
@@ -311,7 +324,7 @@ fn extending_a_finished_run_gives_the_bits_of_the_longer_run() {
         epochs: Some(3),
         ..ResumeChanges::default()
     };
-    let err = Trainer::resume_with(&short_dir, &fewer)
+    let err = Trainer::resume_changed(&short_dir, &fewer)
         .err()
         .unwrap()
         .to_string();

@@ -307,6 +307,7 @@ fn evaluate_on_another_source_with_set_and_a_confusion_figure() {
         run_dir,
         deeptrain::job::CheckpointChoice::Latest,
         &overrides,
+        deeptrain::registry::builtins(),
     )
     .unwrap();
     assert_eq!(cli, p.evaluate(&EvalData::Source(csv.clone())).unwrap());

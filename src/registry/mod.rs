@@ -1,0 +1,390 @@
+//! Components by name: what a job config's `"name": "cnn"` means.
+//!
+//! A [`Registry`] maps names to factories, one table per kind of component (models,
+//! losses, optimizers, callbacks, ...). Every factory takes its arguments as a typed,
+//! serde-readable struct, so the JSON of a job file is checked by the component's own type
+//! (an unknown or mistyped argument names the component and the argument), and `deeptrain
+//! list` prints every argument with its type, default and doc from the same type's schema.
+//! The built-ins are registered through the same calls a user's program makes
+//! ([`Registry::with_builtins`]); the job builder, `Trainer::resume_with` and the CLI
+//! (`cli::main_with`) only ever look components up here.
+
+mod builtins;
+mod component;
+mod schema;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::Device;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::callbacks::Callback;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::optim::{NamedVar, TrainOptimizer};
+use crate::rng::RngStream;
+
+pub use builtins::{AdamArgs, EarlyStoppingArgs, MlpArgs, SgdArgs};
+pub use component::Component;
+pub use schema::ArgInfo;
+
+/// What a model factory is told besides its arguments.
+pub struct ModelCtx<'a> {
+    /// Shape of one input sample, without the batch axis (`[1, 28, 28]`, `[64]`).
+    pub sample_shape: &'a [usize],
+    /// Outputs per sample: the number of classes, or 1 for one regression target.
+    pub outputs: usize,
+    /// The number of classes when the targets are class ids.
+    pub num_classes: Option<usize>,
+    /// The run's seeded initialisation stream: draw every initial weight from it (see
+    /// [`crate::model::seeded_var_builder`] for candle-nn layers).
+    pub init: &'a mut RngStream,
+    /// Where the model's variables live.
+    pub device: &'a Device,
+}
+
+/// What a callback factory is told besides its arguments.
+pub struct CallbackCtx<'a> {
+    /// The run directory (logs of a callback belong under it).
+    pub run_dir: &'a Path,
+    /// The run's planned number of epochs.
+    pub epochs: u64,
+}
+
+/// Builds a model from its JSON arguments.
+pub type ModelFactory =
+    dyn Fn(&Map<String, Value>, &mut ModelCtx) -> Result<Box<dyn Model>> + Send + Sync;
+/// Builds an optimizer over the trainable variables from its JSON arguments.
+pub type OptimizerFactory =
+    dyn Fn(&Map<String, Value>, Vec<NamedVar>) -> Result<Box<dyn TrainOptimizer>> + Send + Sync;
+/// Builds a callback from its JSON arguments.
+pub type CallbackFactory =
+    dyn Fn(&Map<String, Value>, &CallbackCtx) -> Result<Box<dyn Callback>> + Send + Sync;
+
+/// Reads a component's arguments and writes them back with every default filled in.
+type Resolver = dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>> + Send + Sync;
+
+/// One registered component: its description and arguments for `list`, and its factory.
+pub struct Entry<F: ?Sized> {
+    name: String,
+    describe: fn() -> (String, Vec<ArgInfo>),
+    /// Reads the arguments and writes them back with every default filled in.
+    resolve: Box<Resolver>,
+    build: Arc<F>,
+}
+
+impl<F: ?Sized> Entry<F> {
+    /// The registered name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// One line saying what it is (the first paragraph of its argument type's doc
+    /// comment) and its arguments: name, type, default and doc.
+    pub fn describe(&self) -> (String, Vec<ArgInfo>) {
+        (self.describe)()
+    }
+
+    /// The factory.
+    pub fn factory(&self) -> &F {
+        &self.build
+    }
+}
+
+/// The components of one kind, by name.
+pub struct Kind<F: ?Sized> {
+    /// `model`, `loss`, ...: names the kind in errors and listings.
+    label: &'static str,
+    entries: BTreeMap<String, Entry<F>>,
+}
+
+impl<F: ?Sized> Kind<F> {
+    fn new(label: &'static str) -> Self {
+        Self {
+            label,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// `model`, `loss`, ...
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
+
+    /// Every entry, sorted by name.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry<F>> {
+        self.entries.values()
+    }
+
+    /// Whether `name` is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// The entry named `name`; an unknown name is an error that lists the registered
+    /// ones and the nearest match.
+    pub fn get(&self, name: &str) -> Result<&Entry<F>> {
+        self.entries
+            .get(name)
+            .ok_or_else(|| Error::config(format!("{}.name", self.label), self.unknown(name)))
+    }
+
+    fn unknown(&self, name: &str) -> String {
+        let names: Vec<&str> = self.entries.keys().map(String::as_str).collect();
+        let nearest = names
+            .iter()
+            .map(|n| (strsim::damerau_levenshtein(name, n), *n))
+            .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+            .min();
+        let hint = match nearest {
+            Some((_, n)) => format!(" (did you mean `{n}`?)"),
+            None => String::new(),
+        };
+        format!(
+            "unknown {} `{name}`{hint}; registered: {}",
+            self.label,
+            names.join(", ")
+        )
+    }
+
+    fn insert<A: Args>(&mut self, name: &str, read: Reader<A>, build: Arc<F>) {
+        self.entries.insert(
+            name.to_string(),
+            Entry {
+                name: name.to_string(),
+                describe: schema::describe::<A>,
+                resolve: Box::new(move |map| {
+                    let args: A = read(map)?;
+                    match serde_json::to_value(args) {
+                        Ok(Value::Object(m)) => Ok(m),
+                        _ => Ok(map.clone()),
+                    }
+                }),
+                build,
+            },
+        );
+    }
+
+    /// `component` with every argument read and written back with its defaults filled
+    /// in: what a run directory records, so that reading it later means the same.
+    pub fn resolve(&self, component: &Component) -> Result<Component> {
+        let entry = self.get(&component.name)?;
+        Ok(Component {
+            name: component.name.clone(),
+            args: (entry.resolve)(&component.args)?,
+        })
+    }
+}
+
+/// What a component's argument type must be: read from JSON, written back with its
+/// defaults filled in, described by its schema.
+pub trait Args: DeserializeOwned + Serialize + Default + JsonSchema + 'static {}
+impl<A: DeserializeOwned + Serialize + Default + JsonSchema + 'static> Args for A {}
+
+/// Reads and checks one component's arguments.
+type Reader<A> = Arc<dyn Fn(&Map<String, Value>) -> Result<A> + Send + Sync>;
+
+/// A reader of `A` for the `label` component `name`, with `validate` run on the result.
+fn reader<A: Args>(label: &'static str, name: &str, validate: fn(&A) -> Result<()>) -> Reader<A> {
+    let name = name.to_string();
+    Arc::new(move |map| {
+        let args = parse_args::<A>(label, &name, map)?;
+        validate(&args)?;
+        Ok(args)
+    })
+}
+
+/// Reads `map` as the arguments of the `label` component `name`; errors name both and
+/// the argument (`model \`cnn\`: argument \`chanels\`: unknown field ...`).
+pub fn parse_args<A: DeserializeOwned>(
+    label: &str,
+    name: &str,
+    map: &Map<String, Value>,
+) -> Result<A> {
+    serde_path_to_error::deserialize(Value::Object(map.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(" argument `{path}`:")
+        };
+        Error::config(label, format!("`{name}`:{at} {inner}"))
+    })
+}
+
+/// Every component a job can name, by kind. See the module doc.
+pub struct Registry {
+    /// `"model": {"name": ...}`.
+    pub models: Kind<ModelFactory>,
+    /// `"optimizer": {"name": ...}`.
+    pub optimizers: Kind<OptimizerFactory>,
+    /// `"callbacks": [{"name": ...}, ...]`.
+    pub callbacks: Kind<CallbackFactory>,
+}
+
+/// The built-in registry, made once: what a job config is checked against when it is
+/// read, before a user's registry (if any) is known.
+pub fn builtins() -> &'static Registry {
+    static BUILTINS: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    BUILTINS.get_or_init(Registry::with_builtins)
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::with_builtins()
+    }
+}
+
+impl Registry {
+    /// A registry with nothing in it (see [`Registry::with_builtins`]).
+    pub fn empty() -> Self {
+        Self {
+            models: Kind::new("model"),
+            optimizers: Kind::new("optimizer"),
+            callbacks: Kind::new("callback"),
+        }
+    }
+
+    /// Every built-in component, registered as a user's would be.
+    pub fn with_builtins() -> Self {
+        let mut r = Self::empty();
+        builtins::register(&mut r);
+        r
+    }
+
+    /// Registers a model: `build` gets its typed arguments and what the data says about
+    /// the model's size. A second registration under a name replaces the first.
+    pub fn model<A: Args>(
+        &mut self,
+        name: &str,
+        build: impl Fn(A, &mut ModelCtx) -> Result<Box<dyn Model>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.model_checked(name, |_| Ok(()), build)
+    }
+
+    /// [`Registry::model`] with `validate` run on the arguments whenever they are read
+    /// (also when a job config is checked, before anything is built).
+    pub fn model_checked<A: Args>(
+        &mut self,
+        name: &str,
+        validate: fn(&A) -> Result<()>,
+        build: impl Fn(A, &mut ModelCtx) -> Result<Box<dyn Model>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let read = reader(self.models.label, name, validate);
+        let r = read.clone();
+        let factory: Arc<ModelFactory> = Arc::new(move |map, ctx| build(r(map)?, ctx));
+        self.models.insert(name, read, factory);
+        self
+    }
+
+    /// Registers an optimizer: `build` gets its typed arguments and the variables to train.
+    pub fn optimizer<A: Args>(
+        &mut self,
+        name: &str,
+        build: impl Fn(A, Vec<NamedVar>) -> Result<Box<dyn TrainOptimizer>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.optimizer_checked(name, |_| Ok(()), build)
+    }
+
+    /// [`Registry::optimizer`] with `validate` run on the arguments whenever they are read.
+    pub fn optimizer_checked<A: Args>(
+        &mut self,
+        name: &str,
+        validate: fn(&A) -> Result<()>,
+        build: impl Fn(A, Vec<NamedVar>) -> Result<Box<dyn TrainOptimizer>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let read = reader(self.optimizers.label, name, validate);
+        let r = read.clone();
+        let factory: Arc<OptimizerFactory> = Arc::new(move |map, vars| build(r(map)?, vars));
+        self.optimizers.insert(name, read, factory);
+        self
+    }
+
+    /// Registers a callback a job can list under `callbacks`.
+    pub fn callback<A: Args>(
+        &mut self,
+        name: &str,
+        build: impl Fn(A, &CallbackCtx) -> Result<Box<dyn Callback>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.callback_checked(name, |_| Ok(()), build)
+    }
+
+    /// [`Registry::callback`] with `validate` run on the arguments whenever they are read.
+    pub fn callback_checked<A: Args>(
+        &mut self,
+        name: &str,
+        validate: fn(&A) -> Result<()>,
+        build: impl Fn(A, &CallbackCtx) -> Result<Box<dyn Callback>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let read = reader(self.callbacks.label, name, validate);
+        let r = read.clone();
+        let factory: Arc<CallbackFactory> = Arc::new(move |map, ctx| build(r(map)?, ctx));
+        self.callbacks.insert(name, read, factory);
+        self
+    }
+
+    /// Every kind with its entries described, in the order `deeptrain list` prints them.
+    pub fn listing(&self) -> Vec<KindListing> {
+        fn of<F: ?Sized>(plural: &'static str, slot: &'static str, kind: &Kind<F>) -> KindListing {
+            KindListing {
+                plural,
+                slot,
+                label: kind.label,
+                entries: kind
+                    .entries()
+                    .map(|e| {
+                        let (about, args) = e.describe();
+                        ListedComponent {
+                            name: e.name.clone(),
+                            about,
+                            args,
+                        }
+                    })
+                    .collect(),
+            }
+        }
+        vec![
+            of("models", r#""model": {"name": ...}"#, &self.models),
+            of(
+                "optimizers",
+                r#""optimizer": {"name": ...}"#,
+                &self.optimizers,
+            ),
+            of(
+                "callbacks",
+                r#""callbacks": [{"name": ...}]"#,
+                &self.callbacks,
+            ),
+        ]
+    }
+}
+
+/// One kind of component as `deeptrain list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindListing {
+    /// `models`, `losses`, ...: what `deeptrain list KIND` takes.
+    pub plural: &'static str,
+    /// Where a job config names one, e.g. `"model": {"name": ...}`.
+    pub slot: &'static str,
+    /// `model`, `loss`, ...
+    pub label: &'static str,
+    /// Every entry, sorted by name.
+    pub entries: Vec<ListedComponent>,
+}
+
+/// One component as `deeptrain list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedComponent {
+    /// Its registered name.
+    pub name: String,
+    /// What it is, in one line.
+    pub about: String,
+    /// Its arguments.
+    pub args: Vec<ArgInfo>,
+}
