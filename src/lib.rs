@@ -11,6 +11,7 @@ mod console;
 pub mod error;
 pub mod interrupt;
 pub mod job;
+pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod optim;

@@ -98,6 +98,8 @@ impl Predictor {
         );
         loader.configure_state(&mut state);
         let task = self.task();
+        // The task's default loss: what every job trains with until jobs choose a loss.
+        let loss_fn = crate::trainer::default_loss(task);
         let mut metrics = crate::trainer::metric_template(task, &job.train.metrics)?;
         let mut confusion = match task {
             Task::Classification { num_classes } => Some(
@@ -113,7 +115,7 @@ impl Predictor {
             loop {
                 let b = loader.load(&state, SetRef::new(name).window(window), self.device())?;
                 let output = self.forward_scaled(&b.x)?;
-                let loss = task.loss(&output, &b.y)?;
+                let loss = loss_fn.forward(&output, &b.y, None)?;
                 let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 update(
                     &mut metrics,

@@ -217,31 +217,19 @@ impl Model for Mlp {
     }
 }
 
-/// What the model's outputs mean, which picks the loss.
+/// What the model's outputs mean, which picks the metrics (and the default loss).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Task {
-    /// Logits over `num_classes`; cross-entropy loss; `u32` targets.
+    /// Logits over `num_classes`; `u32` targets; cross-entropy by default.
     Classification {
         /// Number of classes (output columns); targets are below it.
         num_classes: usize,
     },
-    /// One value per sample; mean squared error; `f32` targets.
+    /// One value per sample; `f32` targets; mean squared error by default.
     Regression,
 }
 
 impl Task {
-    /// Mean loss over the batch.
-    pub fn loss(&self, output: &Tensor, target: &Tensor) -> Result<Tensor> {
-        match self {
-            Task::Classification { .. } => Ok(candle_nn::loss::cross_entropy(output, target)?),
-            Task::Regression => {
-                let out = output.flatten_all()?;
-                let t = target.flatten_all()?.to_dtype(out.dtype())?;
-                Ok(out.sub(&t)?.sqr()?.mean_all()?)
-            }
-        }
-    }
-
     /// Per-sample argmax helper for callers that want predictions.
     pub fn predictions(output: &Tensor) -> Result<Vec<u32>> {
         Ok(output.argmax(D::Minus1)?.to_vec1::<u32>()?)

@@ -13,6 +13,7 @@ use crate::checkpoint::RunInfo;
 use crate::data_loaders::{DataLoader, LoaderState};
 use crate::error::{Error, Result};
 use crate::interrupt::InterruptHandle;
+use crate::losses::{CrossEntropy, Loss, Mse, Targets};
 use crate::metrics::{higher_is_better, Metric, MetricSet};
 use crate::model::{parameter_count, Model, Task};
 use crate::optim::{named_vars, TrainOptimizer};
@@ -27,6 +28,7 @@ pub struct TrainerBuilder {
     pub(super) train_data: Option<Box<dyn DataLoader>>,
     pub(super) val_data: Option<Box<dyn DataLoader>>,
     pub(super) task: Option<Task>,
+    pub(super) loss: Option<Box<dyn Loss>>,
     pub(super) config: TrainConfig,
     pub(super) batch_size: usize,
     pub(super) val_batch_size: Option<usize>,
@@ -64,6 +66,16 @@ impl TrainerBuilder {
     /// What the outputs mean; inferred as classification from the train data otherwise.
     pub fn task(mut self, task: Task) -> Self {
         self.task = Some(task);
+        self
+    }
+    /// The loss to minimise (default: [`default_loss`] of the task).
+    pub fn loss(mut self, loss: impl Loss + 'static) -> Self {
+        self.loss = Some(Box::new(loss));
+        self
+    }
+    /// [`loss`](Self::loss) for a loss already boxed.
+    pub fn boxed_loss(mut self, loss: Box<dyn Loss>) -> Self {
+        self.loss = Some(loss);
         self
     }
     /// Train epochs to run.
@@ -173,6 +185,8 @@ impl TrainerBuilder {
                 None => Task::Regression,
             },
         };
+        let loss = self.loss.unwrap_or_else(|| default_loss(task));
+        check_loss_fits(loss.as_ref(), task)?;
         let seed = self.config.seed;
         let dropout_rng = RngStream::new(seed, StreamId::Dropout);
         let init = self
@@ -266,6 +280,7 @@ impl TrainerBuilder {
                 .job_config
                 .map(|j| serde_json::to_string_pretty(&j).unwrap_or_default()),
             task,
+            loss,
             device: self.device,
             model: self.model,
             model_vars,
@@ -290,6 +305,37 @@ impl TrainerBuilder {
     }
 }
 
+/// The loss a trainer minimises when none is given: cross-entropy with default settings
+/// for classification, mean squared error for regression.
+pub fn default_loss(task: Task) -> Box<dyn Loss> {
+    match task {
+        Task::Classification { .. } => Box::new(CrossEntropy::default()),
+        Task::Regression => Box::new(Mse),
+    }
+}
+
+/// Refuses a loss whose targets are not the task's (class ids against values).
+fn check_loss_fits(loss: &dyn Loss, task: Task) -> Result<()> {
+    let (data, wanted) = match task {
+        Task::Classification { .. } => ("class ids", Targets::ClassIds),
+        Task::Regression => ("values", Targets::Values),
+    };
+    if loss.targets() == wanted {
+        return Ok(());
+    }
+    let takes = match loss.targets() {
+        Targets::ClassIds => "class ids",
+        Targets::Values => "values",
+    };
+    Err(Error::config(
+        "loss",
+        format!(
+            "{} takes {takes} as targets, but the task ({task:?}) has {data}",
+            loss.name()
+        ),
+    ))
+}
+
 /// The metric set a task computes, from the configured names (what training and
 /// evaluation both update).
 pub(crate) fn metric_template(task: Task, names: &[String]) -> Result<MetricSet> {
@@ -311,4 +357,97 @@ pub(crate) fn metric_template(task: Task, names: &[String]) -> Result<MetricSet>
         m
     };
     MetricSet::new(&metrics, classes).map_err(|e| Error::config("train.metrics", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data_loaders::InMemoryData;
+    use crate::losses::{CrossEntropyArgs, Huber};
+    use crate::model::{Mlp, MlpConfig};
+    use crate::optim::{AdamConfig, AdamW};
+    use crate::trainer::Trainer;
+
+    /// A seeded 2-class problem and a small MLP for it.
+    fn builder(dir: &std::path::Path) -> TrainerBuilder {
+        let mut rng = RngStream::new(7, StreamId::Init);
+        let n = 24;
+        let x: Vec<f32> = (0..n * 3).map(|_| rng.uniform_f32() * 2.0 - 1.0).collect();
+        let y: Vec<u32> = (0..n).map(|i| (x[i * 3] > 0.0) as u32).collect();
+        let data = InMemoryData::classification("toy", x, vec![3], y, 2).unwrap();
+        let config = MlpConfig {
+            inputs: 3,
+            hidden: vec![4],
+            outputs: 2,
+            dropout: 0.0,
+        };
+        let model = Mlp::new(config, &mut RngStream::new(1, StreamId::Init), &Device::Cpu).unwrap();
+        let opt = AdamW::from_varmap(model.varmap(), AdamConfig::default());
+        Trainer::builder(model, opt)
+            .train_data(data)
+            .batch_size(8)
+            .run_dir(dir)
+    }
+
+    fn norms(t: &mut Trainer) -> Vec<u64> {
+        let stats = t.dataset_grad_norms().unwrap();
+        stats.per_batch.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn the_trainer_minimises_the_loss_it_is_given() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut default = builder(tmp.path()).build().unwrap();
+        assert_eq!(default.loss().name(), "cross_entropy");
+        assert_eq!(default.loss_name(), "cross_entropy");
+        let mut explicit = builder(tmp.path())
+            .loss(CrossEntropy::default())
+            .build()
+            .unwrap();
+        let smoothing = CrossEntropyArgs {
+            label_smoothing: 0.2,
+            ..Default::default()
+        };
+        let mut smoothed = builder(tmp.path())
+            .boxed_loss(Box::new(CrossEntropy::new(smoothing, 2, None).unwrap()))
+            .build()
+            .unwrap();
+        assert_eq!(smoothed.loss_name(), "cross_entropy (label_smoothing 0.2)");
+        let base = norms(&mut default);
+        assert_eq!(base.len(), 3);
+        assert_eq!(norms(&mut explicit), base);
+        assert_ne!(norms(&mut smoothed), base);
+    }
+
+    #[test]
+    fn a_loss_for_other_targets_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = builder(tmp.path())
+            .loss(Huber::default())
+            .build()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("config loss: huber takes values as targets")
+                && err.contains("has class ids"),
+            "{err}"
+        );
+        assert_eq!(default_loss(Task::Regression).name(), "mse");
+        assert_eq!(
+            default_loss(Task::Classification { num_classes: 3 }).name(),
+            "cross_entropy"
+        );
+        let err = builder(tmp.path())
+            .task(Task::Regression)
+            .loss(CrossEntropy::default())
+            .build()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("cross_entropy takes class ids as targets") && err.contains("values"),
+            "{err}"
+        );
+    }
 }

@@ -163,7 +163,7 @@ impl Trainer {
             };
             let output = self.model.forward(&batch.x, &mut ctx)?;
             self.state.rng.dropout = self.dropout_rng.state();
-            let loss = self.task.loss(&output, &batch.y)?;
+            let loss = self.loss.forward(&output, &batch.y, None)?;
             let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !loss_value.is_finite() {
                 self.fire(Stage::Exception);
@@ -333,7 +333,7 @@ impl Trainer {
             dropout_rng: &mut self.dropout_rng,
         };
         let output = self.model.forward(&batch.x, &mut ctx)?;
-        let loss = self.task.loss(&output, &batch.y)?;
+        let loss = self.loss.forward(&output, &batch.y, None)?;
         let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let mut m = std::mem::take(&mut self.state.val_metrics);
         update_metrics(&mut m, self.task, loss_value, &output, &batch.y)?;

@@ -18,6 +18,7 @@ use crate::checkpoint::RunInfo;
 use crate::data_loaders::{DataLoader, SetRef};
 use crate::error::{Error, Result};
 use crate::interrupt::InterruptHandle;
+use crate::losses::Loss;
 use crate::metrics::MetricSet;
 use crate::model::{parameter_count, ForwardCtx, Model, Task};
 use crate::optim::{grad_sq_norms, NamedVar, TrainOptimizer};
@@ -31,7 +32,7 @@ mod machine;
 mod persist;
 
 pub(crate) use builder::metric_template;
-pub use builder::TrainerBuilder;
+pub use builder::{default_loss, TrainerBuilder};
 pub use config::{Every, TrainConfig};
 pub use lock::{LockHolder, RunLock, LOCK_FILE};
 pub(crate) use machine::update_metrics;
@@ -66,6 +67,8 @@ pub struct Trainer {
     /// The job config the run was built from (JSON), when it was built from one.
     job_config: Option<String>,
     task: Task,
+    /// What `fit` minimises; its value on validation batches is the `loss` metric.
+    loss: Box<dyn Loss>,
     device: Device,
     model: Box<dyn Model>,
     /// Every variable of the model by name, frozen ones included: what checkpoints save.
@@ -119,6 +122,7 @@ impl Trainer {
             train_data: None,
             val_data: None,
             task: None,
+            loss: None,
             config: TrainConfig::default(),
             batch_size: 32,
             val_batch_size: None,
@@ -239,9 +243,20 @@ impl Trainer {
         self.last_checkpoint.as_deref()
     }
 
-    /// What the outputs mean (picks the loss and the metrics).
+    /// What the outputs mean (picks the metrics and the default loss).
     pub fn task(&self) -> Task {
         self.task
+    }
+
+    /// The loss being minimised.
+    pub fn loss(&self) -> &dyn Loss {
+        self.loss.as_ref()
+    }
+
+    /// The loss's name with its non-default settings, for reports, e.g.
+    /// `cross_entropy (label_smoothing 0.1)`.
+    pub fn loss_name(&self) -> String {
+        self.loss.description()
     }
 
     /// The rate of the next update: a callback's override, else the schedule's.
@@ -339,7 +354,8 @@ impl Trainer {
                 dropout_rng: &mut rng,
             };
             let output = self.model.forward(&batch.x, &mut ctx)?;
-            let grads = self.task.loss(&output, &batch.y)?.backward()?;
+            // No sample weights yet: batches do not carry any.
+            let grads = self.loss.forward(&output, &batch.y, None)?.backward()?;
             let sq = grad_sq_norms(self.optimizer.vars(), &grads)?;
             norms.push(sq.iter().sum::<f64>().sqrt());
         }
