@@ -165,6 +165,21 @@ impl DataLoader for InMemoryData {
                 Targets::Classes { num_classes, .. } => Some(*num_classes),
                 Targets::Values(_) => None,
             },
+            class_counts: match &self.targets {
+                Targets::Classes {
+                    labels,
+                    num_classes,
+                } => {
+                    let mut counts = vec![0; *num_classes];
+                    for &l in labels {
+                        if let Some(c) = counts.get_mut(l as usize) {
+                            *c += 1;
+                        }
+                    }
+                    Some(counts)
+                }
+                Targets::Values(_) => None,
+            },
         }
     }
 

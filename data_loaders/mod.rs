@@ -163,6 +163,9 @@ pub struct DataInfo {
     /// Number of classes when the targets are class ids; `None` for regression targets
     /// or no labels.
     pub num_classes: Option<usize>,
+    /// Samples per class (class ids only; `None` where the loader does not count them):
+    /// what a `"balanced"` class weighting needs.
+    pub class_counts: Option<Vec<usize>>,
 }
 
 /// A source of batches: it plans epochs and loads sets, nothing more.

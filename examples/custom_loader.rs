@@ -35,6 +35,7 @@ impl DataLoader for Curve {
             sample_shape: vec![1],
             dtype: "f32".into(),
             num_classes: None,
+            class_counts: None,
         }
     }
 

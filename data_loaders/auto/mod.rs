@@ -172,6 +172,7 @@ impl DataLoader for AutoData {
             sample_shape: self.inferred.sample_shape.clone(),
             dtype: self.inferred.dtype.to_string(),
             num_classes: self.inferred.labels.num_classes,
+            class_counts: self.inferred.labels.class_counts.clone(),
         }
     }
 
