@@ -78,7 +78,7 @@ impl JobConfig {
                 report.unused.len()
             );
         }
-        let vars = trainable_vars(model.varmap(), &self.freeze)?;
+        let vars = trainable_vars(&model, &self.freeze)?;
         let adam = |a: &super::AdamSettings| AdamConfig {
             lr: a.lr,
             beta1: a.beta1,
