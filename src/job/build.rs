@@ -99,7 +99,7 @@ impl JobConfig {
                 report.unused.len()
             );
         }
-        let vars = trainable_vars(model.varmap(), &self.freeze)?;
+        let vars = trainable_vars(model.as_ref(), &self.freeze)?;
         let optimizer =
             (registry.optimizers.get(&self.optimizer.name)?.factory())(&self.optimizer.args, vars)?;
         let mut builder = Trainer::builder_boxed(model, optimizer)

@@ -184,12 +184,15 @@ fn frozen_names(names: &[String], patterns: &[String]) -> Result<Vec<String>> {
     Ok(frozen)
 }
 
-/// The variables the optimizer trains: every float variable not matched by `patterns`.
-pub(super) fn trainable_vars(varmap: &VarMap, patterns: &[String]) -> Result<Vec<NamedVar>> {
-    let frozen = frozen_variables(varmap, patterns)?;
-    Ok(named_vars(varmap)
+/// The variables the optimizer trains: every float variable of `model` that is neither
+/// one of its [buffers](Model::buffers) (batch norm's running statistics) nor matched by
+/// `patterns`.
+pub(super) fn trainable_vars(model: &dyn Model, patterns: &[String]) -> Result<Vec<NamedVar>> {
+    let frozen = frozen_variables(model.varmap(), patterns)?;
+    let buffers = model.buffers();
+    Ok(named_vars(model.varmap())
         .into_iter()
-        .filter(|v| frozen.binary_search(&v.name).is_err())
+        .filter(|v| frozen.binary_search(&v.name).is_err() && !buffers.contains(&v.name))
         .collect())
 }
 
@@ -260,5 +263,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("freeze") && err.contains("encoder.*"), "{err}");
+    }
+
+    #[test]
+    fn buffers_are_never_trainable() {
+        let args = crate::model::CnnArgs {
+            channels: vec![2],
+            batch_norm: true,
+            hidden: vec![],
+            ..Default::default()
+        };
+        let mut rng = RngStream::new(1, StreamId::Init);
+        let cnn = crate::model::Cnn::new(args, &[4, 4], 3, &mut rng, &Device::Cpu).unwrap();
+        let names = |patterns: &[String]| -> Vec<String> {
+            trainable_vars(&cnn, patterns)
+                .unwrap()
+                .into_iter()
+                .map(|v| v.name)
+                .collect()
+        };
+        assert_eq!(
+            names(&[]),
+            [
+                "conv.0.bn.bias",
+                "conv.0.bn.weight",
+                "conv.0.weight",
+                "fc.0.bias",
+                "fc.0.weight"
+            ]
+        );
+        assert_eq!(
+            names(&["fc.*".into()]),
+            ["conv.0.bn.bias", "conv.0.bn.weight", "conv.0.weight"]
+        );
+        // The buffers are still variables of the model: checkpoints and init_from see them.
+        let all = frozen_variables(cnn.varmap(), &["*".into()]).unwrap();
+        assert!(
+            all.contains(&"conv.0.bn.running_mean".to_string()),
+            "{all:?}"
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! from the run's own ChaCha stream instead: the same seed gives the same weights in every
 //! process, and the variables land in the model's `VarMap` under candle-nn's usual names.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::init::{Init, NormalOrUniform};
@@ -27,15 +27,39 @@ pub fn seeded_var_builder(
 ) -> VarBuilder<'static> {
     let backend = SeededBackend {
         varmap: varmap.clone(),
-        rng: Mutex::new(rng),
+        rng: Arc::new(Mutex::new(rng)),
     };
     VarBuilder::from_backend(Box::new(backend), dtype, device.clone())
+}
+
+/// Runs `build` with a [`seeded_var_builder`] drawing from `rng`, then leaves `rng` where
+/// the draws left it: for constructors that take the run's stream by `&mut` (as
+/// `Mlp::new` does), so that what follows draws after the model's weights.
+pub fn build_seeded<T>(
+    varmap: &VarMap,
+    rng: &mut RngStream,
+    dtype: DType,
+    device: &Device,
+    build: impl FnOnce(VarBuilder<'static>) -> crate::error::Result<T>,
+) -> crate::error::Result<T> {
+    let shared = Arc::new(Mutex::new(rng.clone()));
+    let backend = SeededBackend {
+        varmap: varmap.clone(),
+        rng: shared.clone(),
+    };
+    let built = build(VarBuilder::from_backend(
+        Box::new(backend),
+        dtype,
+        device.clone(),
+    ));
+    *rng = shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    built
 }
 
 /// The `SimpleBackend` behind [`seeded_var_builder`].
 struct SeededBackend {
     varmap: VarMap,
-    rng: Mutex<RngStream>,
+    rng: Arc<Mutex<RngStream>>,
 }
 
 impl SimpleBackend for SeededBackend {
@@ -197,6 +221,26 @@ mod tests {
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         assert!((mean - 1.0).abs() < 0.05, "mean {mean}");
         assert!((var.sqrt() - 2.0).abs() < 0.05, "std {}", var.sqrt());
+    }
+
+    #[test]
+    fn build_seeded_draws_what_the_builder_draws_and_advances_the_stream() {
+        let (_, a) = build(3);
+        let varmap = VarMap::new();
+        let mut rng = RngStream::new(3, StreamId::Init);
+        let b = build_seeded(&varmap, &mut rng, DType::F32, &Device::Cpu, |vb| {
+            let lin = candle_nn::linear(16, 8, vb.pp("fc"))?;
+            let conv = candle_nn::conv2d(1, 4, 3, Default::default(), vb.pp("conv"))?;
+            let mut all = lin.weight().flatten_all()?.to_vec1::<f32>()?;
+            all.extend(conv.weight().flatten_all()?.to_vec1::<f32>()?);
+            Ok(all)
+        })
+        .unwrap();
+        assert_eq!(a, b);
+        // The stream moved past every draw: 128 + 36 normal weights (two u64 each by
+        // Box-Muller), 8 + 4 uniform biases (one each); a u64 is two ChaCha words.
+        let draws = 2 * (128 + 36) + 8 + 4;
+        assert_eq!(rng.state().word_pos, 2 * draws as u128);
     }
 
     #[test]

@@ -3,11 +3,17 @@
 //! Weights are initialised from our own seeded stream and dropout masks come from
 //! another, so the same seed gives the same weights and masks in every process.
 
+pub mod batch_norm;
+pub mod cnn;
 mod init;
 pub mod recurrent;
+pub mod resnet;
 mod summary;
-pub use init::seeded_var_builder;
+pub use batch_norm::BatchNorm;
+pub use cnn::{Cnn, CnnArgs, Pool};
+pub use init::{build_seeded, seeded_var_builder};
 pub use recurrent::{Recurrent, RecurrentConfig};
+pub use resnet::{ResNet, ResNetArgs};
 pub use summary::{
     group_layers, layer_of, layers_of_varmap, render_layer_table, summary_table, LayerSummary,
 };
@@ -49,6 +55,16 @@ pub trait Model: Send {
     }
     /// Forgets carried state (at the end of a sequence).
     fn reset_states(&mut self) {}
+    /// Names of the variables of [`varmap`](Model::varmap) that are buffers, not
+    /// parameters: state the model updates itself in `forward` (batch norm's
+    /// `running_mean` and `running_var`, as in PyTorch's `state_dict`). Being in the
+    /// `VarMap`, they are saved in checkpoints and exports and loaded by `init_from` and
+    /// resume like every variable; they get no gradient, and the optimizers a job builds
+    /// leave them out (an optimizer given them anyway skips them: no gradient, no update,
+    /// no weight decay). The default: none.
+    fn buffers(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The model's layers for summaries. The default groups the variables by name
     /// prefix ([`layers_of_varmap`]) with unknown output shapes; models that know their
     /// output shapes say so.

@@ -117,9 +117,12 @@ fn shape_text(shape: &[usize]) -> String {
 
 /// The layers of `model` as a text table; `frozen` names the variables the optimizer
 /// leaves alone. One row per layer (name, output shape per sample or `?`, parameters,
-/// `yes`/`no`/`partly` trainable, variable shapes), then the total.
+/// `yes`/`no`/`partly` trainable, variable shapes), then the total. The model's
+/// [buffers](Model::buffers) are never trainable and count with the frozen variables.
 pub fn summary_table(model: &dyn Model, frozen: &[String]) -> String {
-    render_layer_table(&model.layers(), frozen)
+    let mut not_trained = frozen.to_vec();
+    not_trained.extend(model.buffers());
+    render_layer_table(&model.layers(), &not_trained)
 }
 
 /// [`summary_table`] over layers already listed.

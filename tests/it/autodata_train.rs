@@ -126,7 +126,7 @@ fn mlp_trainer(train_dir: &Path, val_dir: &Path, run: &Path) -> Trainer {
 
 /// Runs `make` to the end, then for every transition k: stop after k, rebuild, load the
 /// checkpoint, finish, and compare state and tensors bitwise with the uninterrupted run.
-fn check_resume_everywhere(name: &str, make: &dyn Fn(&Path) -> Trainer) -> Vec<PathBuf> {
+pub(crate) fn check_resume_everywhere(name: &str, make: &dyn Fn(&Path) -> Trainer) -> Vec<PathBuf> {
     let reference_dir = scratch(&format!("{name}-reference"));
     let mut reference = make(&reference_dir);
     let count = interrupt_after(&mut reference, usize::MAX);

@@ -19,3 +19,4 @@ mod runs;
 mod support;
 mod tensorboard;
 mod use_model;
+mod zoo;
