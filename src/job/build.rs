@@ -6,9 +6,12 @@ use super::init::{load_weights, trainable_vars};
 use super::JobConfig;
 use crate::callbacks::{CsvLogger, HealthCheck, Progress, TensorBoard};
 use crate::error::{Error, Result};
+use crate::losses::Loss;
 use crate::model::Model;
-use crate::registry::{self, CallbackCtx, ModelCtx, Registry};
+use crate::model::Task;
+use crate::registry::{self, CallbackCtx, LossCtx, ModelCtx, Registry};
 use crate::rng::{RngStream, StreamId};
+use crate::trainer::default_loss;
 use crate::trainer::Trainer;
 
 impl JobConfig {
@@ -62,6 +65,31 @@ impl JobConfig {
         (entry.factory())(&self.model.args, &mut ctx)
     }
 
+    /// The job's loss for data like `info`: the `loss` section, else the task's default
+    /// (cross-entropy for class ids, mean squared error for values).
+    pub(crate) fn new_loss(
+        &self,
+        registry: &Registry,
+        info: &crate::data_loaders::DataInfo,
+    ) -> Result<Box<dyn Loss>> {
+        let Some(loss) = &self.loss else {
+            return Ok(default_loss(match info.num_classes {
+                Some(num_classes) => Task::Classification { num_classes },
+                None => Task::Regression,
+            }));
+        };
+        let counts: Option<Vec<u64>> = info
+            .class_counts
+            .as_ref()
+            .map(|c| c.iter().map(|&n| n as u64).collect());
+        let ctx = LossCtx {
+            num_classes: info.num_classes,
+            outputs: info.num_classes.unwrap_or(1),
+            class_counts: counts.as_deref(),
+        };
+        (registry.losses.get(&loss.name)?.factory())(&loss.args, &ctx)
+    }
+
     /// [`JobConfig::build_trainer`]; `load_init` false skips `init_from` (on resume the
     /// checkpoint's weights replace them, and the source may be gone).
     pub(super) fn build_trainer_inner(
@@ -102,6 +130,7 @@ impl JobConfig {
         let vars = trainable_vars(model.as_ref(), &self.freeze)?;
         let optimizer =
             (registry.optimizers.get(&self.optimizer.name)?.factory())(&self.optimizer.args, vars)?;
+        let loss = self.new_loss(registry, &info)?;
         let mut builder = Trainer::builder_boxed(model, optimizer)
             .boxed_data(train, val)
             .config(self.train.clone())
@@ -109,6 +138,7 @@ impl JobConfig {
             .shuffle(self.data.shuffle)
             .drop_last(self.data.drop_last)
             .device(device)
+            .boxed_loss(loss)
             .init_rng(init)
             .name(self.name.clone())
             .job_config(

@@ -98,8 +98,7 @@ impl Predictor {
         );
         loader.configure_state(&mut state);
         let task = self.task();
-        // The task's default loss: what every job trains with until jobs choose a loss.
-        let loss_fn = crate::trainer::default_loss(task);
+        let loss_fn = self.loss();
         let mut metrics = crate::trainer::metric_template(task, &job.train.metrics)?;
         let mut confusion = match task {
             Task::Classification { num_classes } => Some(

@@ -68,6 +68,11 @@ pub struct JobConfig {
     /// `deeptrain list optimizers`); a left-out name is `adamw`.
     #[serde(deserialize_with = "optimizer_or_adamw")]
     pub optimizer: Component,
+    /// The loss, by name with its arguments (`{"name": "cross_entropy",
+    /// "label_smoothing": 0.1}`; see `deeptrain list losses`); left out: cross-entropy for
+    /// class ids, mean squared error for values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<Component>,
     /// Fields left out take the default job's values (see `train_over_job_defaults`).
     /// `train.run_dir` left out or empty means `runs/NAME` (see [`JobConfig::resolved`]);
     /// the config saved in a run directory and its checkpoints has it filled in.
@@ -213,6 +218,7 @@ impl Default for JobConfig {
             data: DataConfig::default(),
             model: builtin_default("mlp", MlpArgs::default()),
             optimizer: builtin_default("adamw", AdamArgs::default()),
+            loss: None,
             train: TrainConfig {
                 epochs: 15,
                 seed: 7,

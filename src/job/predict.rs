@@ -46,6 +46,8 @@ pub struct Predictor {
     info: DataInfo,
     task: Task,
     device: Device,
+    /// The run's loss (what `evaluate` reports as `loss`).
+    loss: Box<dyn crate::losses::Loss>,
     /// `Model::forward` takes `&mut self`; the lock lets `predict` take `&self`.
     model: Mutex<ModelSlot>,
 }
@@ -135,6 +137,7 @@ impl Predictor {
         };
         let mut init = RngStream::new(job.train.seed, StreamId::Init);
         let mut model = job.new_model(registry, &info, &mut init, &device)?;
+        let loss = job.new_loss(registry, &info)?;
         let vars = named_vars(model.varmap());
         for (v, t) in vars.iter().zip(ckpt.weights_for(&vars, &device)?) {
             v.var.set(&t)?;
@@ -148,6 +151,7 @@ impl Predictor {
             info,
             task,
             device,
+            loss,
             model: Mutex::new(ModelSlot { model, rng }),
         })
     }
@@ -175,6 +179,11 @@ impl Predictor {
     /// What the train data looks like: shape of one input sample, number of classes.
     pub fn data_info(&self) -> &DataInfo {
         &self.info
+    }
+
+    /// The run's loss.
+    pub fn loss(&self) -> &dyn crate::losses::Loss {
+        self.loss.as_ref()
     }
 
     /// The device the model runs on.

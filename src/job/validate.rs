@@ -48,6 +48,11 @@ impl JobConfig {
         if strict || registry.optimizers.contains(&job.optimizer.name) {
             job.optimizer = registry.optimizers.resolve(&job.optimizer)?;
         }
+        if let Some(loss) = &mut job.loss {
+            if strict || registry.losses.contains(&loss.name) {
+                *loss = registry.losses.resolve(loss)?;
+            }
+        }
         for c in &mut job.callbacks {
             if strict || registry.callbacks.contains(&c.name) {
                 *c = registry.callbacks.resolve(c)?;

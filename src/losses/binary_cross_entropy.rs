@@ -19,7 +19,10 @@ pub enum PosWeight {
     PerOutput(Vec<f64>),
 }
 
-/// Settings of [`BinaryCrossEntropy`].
+/// Binary cross-entropy on logits, one or more independent yes/no outputs per sample
+/// (targets 0 or 1), as PyTorch's `BCEWithLogitsLoss`.
+///
+/// The settings of [`BinaryCrossEntropy`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BinaryCrossEntropyArgs {

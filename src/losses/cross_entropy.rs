@@ -57,7 +57,10 @@ mod balanced {
     }
 }
 
-/// Settings of [`CrossEntropy`].
+/// Cross-entropy on logits for class ids, with class weights and label smoothing, as
+/// PyTorch's `CrossEntropyLoss`.
+///
+/// The settings of [`CrossEntropy`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CrossEntropyArgs {

@@ -8,17 +8,23 @@ use serde::{Deserialize, Serialize};
 use super::base::{batch_of, reduce_elements, Loss, Targets};
 use crate::error::{Error, Result};
 
-/// Settings of [`Mse`]: none (an empty object, so that a misspelt setting is an error).
+/// Mean squared error, as PyTorch's `MSELoss`.
+///
+/// The settings of [`Mse`]: none (an empty object, so that a misspelt setting is an error).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MseArgs {}
 
-/// Settings of [`Mae`]: none (an empty object, so that a misspelt setting is an error).
+/// Mean absolute error, as PyTorch's `L1Loss`.
+///
+/// The settings of [`Mae`]: none (an empty object, so that a misspelt setting is an error).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MaeArgs {}
 
-/// Settings of [`Huber`].
+/// Huber loss: squared for small errors, linear for large ones, as PyTorch's `HuberLoss`.
+///
+/// The settings of [`Huber`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct HuberArgs {

@@ -30,7 +30,10 @@ pub enum Pool {
     Avg,
 }
 
-/// Settings of [`Cnn`], the model zoo's `cnn`; every field has a default.
+/// A convolutional network for images: conv blocks (convolution, optional batch norm,
+/// ReLU, 2x2 pooling), then dense layers with dropout.
+///
+/// The settings of [`Cnn`]; every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CnnArgs {

@@ -17,7 +17,10 @@ use crate::model::cnn::{as_images, image_shape};
 use crate::model::{build_seeded, layers_of_varmap, BatchNorm, ForwardCtx, LayerSummary, Model};
 use crate::rng::RngStream;
 
-/// Settings of [`ResNet`], the model zoo's `resnet`; every field has a default. Batch
+/// A small residual network for colour images (e.g. 32x32): a stem convolution, stages
+/// of basic residual blocks with batch norm, global average pooling, a linear layer.
+///
+/// The settings of [`ResNet`], the model zoo's `resnet`; every field has a default. Batch
 /// norm is always on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]

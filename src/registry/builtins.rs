@@ -11,7 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::{ModelCtx, Registry};
 use crate::callbacks::EarlyStopping;
 use crate::error::Result;
-use crate::model::{Mlp, MlpConfig, Model};
+use crate::losses::{
+    BinaryCrossEntropy, BinaryCrossEntropyArgs, CrossEntropy, CrossEntropyArgs, Huber, HuberArgs,
+    Loss, Mae, MaeArgs, Mse, MseArgs,
+};
+use crate::model::{Cnn, CnnArgs, Mlp, MlpConfig, Model, ResNet, ResNetArgs};
 use crate::optim::{Adam, AdamConfig, AdamW, Sgd, SgdConfig, TrainOptimizer};
 use crate::range::{at_least_one, check, non_negative, positive, unit_open};
 
@@ -22,6 +26,39 @@ pub(super) fn register(r: &mut Registry) {
         MlpArgs::validate,
         |a: MlpArgs, ctx: &mut ModelCtx| Ok(Box::new(a.build(ctx)?) as Box<dyn Model>),
     );
+    r.model_checked(
+        "cnn",
+        CnnArgs::validate,
+        |a: CnnArgs, ctx: &mut ModelCtx| {
+            let m = Cnn::new(a, ctx.sample_shape, ctx.outputs, ctx.init, ctx.device)?;
+            Ok(Box::new(m) as Box<dyn Model>)
+        },
+    );
+    r.model_checked(
+        "resnet",
+        ResNetArgs::validate,
+        |a: ResNetArgs, ctx: &mut ModelCtx| {
+            let m = ResNet::new(a, ctx.sample_shape, ctx.outputs, ctx.init, ctx.device)?;
+            Ok(Box::new(m) as Box<dyn Model>)
+        },
+    );
+    r.loss("cross_entropy", |a: CrossEntropyArgs, ctx| {
+        let classes = ctx.num_classes.unwrap_or(ctx.outputs);
+        let loss = CrossEntropy::new(a, classes, ctx.class_counts)?;
+        Ok(Box::new(loss) as Box<dyn Loss>)
+    });
+    r.loss("binary_cross_entropy", |a: BinaryCrossEntropyArgs, ctx| {
+        Ok(Box::new(BinaryCrossEntropy::new(a, ctx.outputs)?) as Box<dyn Loss>)
+    });
+    r.loss("mse", |a: MseArgs, _| {
+        Ok(Box::new(Mse::new(a)) as Box<dyn Loss>)
+    });
+    r.loss("mae", |a: MaeArgs, _| {
+        Ok(Box::new(Mae::new(a)) as Box<dyn Loss>)
+    });
+    r.loss("huber", |a: HuberArgs, _| {
+        Ok(Box::new(Huber::new(a)?) as Box<dyn Loss>)
+    });
     r.optimizer_checked("adamw", AdamArgs::validate, |a: AdamArgs, vars| {
         Ok(Box::new(AdamW::from_named(vars, a.config())) as Box<dyn TrainOptimizer>)
     });

@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::callbacks::Callback;
 use crate::error::{Error, Result};
+use crate::losses::Loss;
 use crate::model::Model;
 use crate::optim::{NamedVar, TrainOptimizer};
 use crate::rng::RngStream;
@@ -48,6 +49,16 @@ pub struct ModelCtx<'a> {
     pub device: &'a Device,
 }
 
+/// What a loss factory is told besides its arguments.
+pub struct LossCtx<'a> {
+    /// The number of classes when the targets are class ids.
+    pub num_classes: Option<usize>,
+    /// Outputs per sample of the model.
+    pub outputs: usize,
+    /// Train samples per class, where the data counts them (`"balanced"` weights).
+    pub class_counts: Option<&'a [u64]>,
+}
+
 /// What a callback factory is told besides its arguments.
 pub struct CallbackCtx<'a> {
     /// The run directory (logs of a callback belong under it).
@@ -59,6 +70,8 @@ pub struct CallbackCtx<'a> {
 /// Builds a model from its JSON arguments.
 pub type ModelFactory =
     dyn Fn(&Map<String, Value>, &mut ModelCtx) -> Result<Box<dyn Model>> + Send + Sync;
+/// Builds a loss from its JSON arguments.
+pub type LossFactory = dyn Fn(&Map<String, Value>, &LossCtx) -> Result<Box<dyn Loss>> + Send + Sync;
 /// Builds an optimizer over the trainable variables from its JSON arguments.
 pub type OptimizerFactory =
     dyn Fn(&Map<String, Value>, Vec<NamedVar>) -> Result<Box<dyn TrainOptimizer>> + Send + Sync;
@@ -222,6 +235,8 @@ pub fn parse_args<A: DeserializeOwned>(
 pub struct Registry {
     /// `"model": {"name": ...}`.
     pub models: Kind<ModelFactory>,
+    /// `"loss": {"name": ...}`.
+    pub losses: Kind<LossFactory>,
     /// `"optimizer": {"name": ...}`.
     pub optimizers: Kind<OptimizerFactory>,
     /// `"callbacks": [{"name": ...}, ...]`.
@@ -246,6 +261,7 @@ impl Registry {
     pub fn empty() -> Self {
         Self {
             models: Kind::new("model"),
+            losses: Kind::new("loss"),
             optimizers: Kind::new("optimizer"),
             callbacks: Kind::new("callback"),
         }
@@ -280,6 +296,30 @@ impl Registry {
         let r = read.clone();
         let factory: Arc<ModelFactory> = Arc::new(move |map, ctx| build(r(map)?, ctx));
         self.models.insert(name, read, factory);
+        self
+    }
+
+    /// Registers a loss: `build` gets its typed arguments and what the data says (classes,
+    /// outputs, class counts).
+    pub fn loss<A: Args>(
+        &mut self,
+        name: &str,
+        build: impl Fn(A, &LossCtx) -> Result<Box<dyn Loss>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.loss_checked(name, |_| Ok(()), build)
+    }
+
+    /// [`Registry::loss`] with `validate` run on the arguments whenever they are read.
+    pub fn loss_checked<A: Args>(
+        &mut self,
+        name: &str,
+        validate: fn(&A) -> Result<()>,
+        build: impl Fn(A, &LossCtx) -> Result<Box<dyn Loss>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let read = reader(self.losses.label, name, validate);
+        let r = read.clone();
+        let factory: Arc<LossFactory> = Arc::new(move |map, ctx| build(r(map)?, ctx));
+        self.losses.insert(name, read, factory);
         self
     }
 
@@ -351,6 +391,7 @@ impl Registry {
         }
         vec![
             of("models", r#""model": {"name": ...}"#, &self.models),
+            of("losses", r#""loss": {"name": ...}"#, &self.losses),
             of(
                 "optimizers",
                 r#""optimizer": {"name": ...}"#,

@@ -14,7 +14,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_deeptrain");
 
 /// The command with a clean environment as far as deeptrain cares: default threads.
 fn command(cwd: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    program_command(Path::new(BIN), cwd, args)
+}
+
+/// [`command`] for another program built on deeptrain's CLI (an example's binary).
+pub(crate) fn program_command(program: &Path, cwd: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
     cmd.args(args)
         .current_dir(cwd)
         .env_remove("CANDLE_NUM_THREADS")
@@ -22,10 +27,10 @@ fn command(cwd: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl std::fmt::Display for Ran {
@@ -40,7 +45,12 @@ impl std::fmt::Display for Ran {
 
 /// Runs the binary to completion; a panic message on stderr fails the test.
 fn run(cwd: &Path, args: &[&str]) -> Ran {
-    let out = command(cwd, args).output().unwrap();
+    run_program(Path::new(BIN), cwd, args)
+}
+
+/// [`run`] for another program built on deeptrain's CLI.
+pub(crate) fn run_program(program: &Path, cwd: &Path, args: &[&str]) -> Ran {
+    let out = program_command(program, cwd, args).output().unwrap();
     let ran = Ran {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

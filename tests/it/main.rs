@@ -13,6 +13,7 @@ mod init_summary;
 mod mnist_job;
 mod optimizers;
 mod readme;
+mod registry;
 mod report;
 mod resume;
 mod runs;
