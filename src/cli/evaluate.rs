@@ -84,7 +84,11 @@ pub(super) fn evaluate(args: &EvaluateArgs, registry: &crate::registry::Registry
     std::fs::write(&file, format!("{json}\n")).at(&file)?;
     let figure = dir.join("confusion_matrix.png");
     if !eval.confusion_matrix.is_empty() {
-        let labels: Vec<String> = eval.per_class.iter().map(|r| r.class.to_string()).collect();
+        let labels: Vec<String> = eval
+            .per_class
+            .iter()
+            .map(|r| r.name.clone().unwrap_or_else(|| r.class.to_string()))
+            .collect();
         let title = format!(
             "{} — {} ({} samples)",
             predictor.meta().run.name,
@@ -124,7 +128,7 @@ fn print_tables(e: &Evaluation) {
     for r in &e.per_class {
         outln!(
             "{:<6} {:<10.4} {:<7.4} {:<7.4} {}",
-            r.class,
+            r.name.clone().unwrap_or_else(|| r.class.to_string()),
             r.precision,
             r.recall,
             r.f1,

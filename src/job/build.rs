@@ -65,6 +65,28 @@ impl JobConfig {
         (entry.factory())(&self.model.args, &mut ctx)
     }
 
+    /// `data.class_names` must name every class of the data, and only class ids have them.
+    pub(crate) fn check_class_names(&self, info: &crate::data_loaders::DataInfo) -> Result<()> {
+        let Some(names) = &self.data.class_names else {
+            return Ok(());
+        };
+        match info.num_classes {
+            Some(n) if n == names.len() => Ok(()),
+            Some(n) => Err(Error::config(
+                "data.class_names",
+                format!(
+                    "{} names for the {n} classes of {}",
+                    names.len(),
+                    self.data.source
+                ),
+            )),
+            None => Err(Error::config(
+                "data.class_names",
+                format!("{} has regression targets, not classes", self.data.source),
+            )),
+        }
+    }
+
     /// The job's loss for data like `info`: the `loss` section, else the task's default
     /// (cross-entropy for class ids, mean squared error for values).
     pub(crate) fn new_loss(
@@ -111,6 +133,7 @@ impl JobConfig {
     fn build_resolved(&self, registry: &Registry, load_init: bool) -> Result<Trainer> {
         let device = self.device.open()?;
         let Loaders { train, val, info } = self.loaders()?;
+        self.check_class_names(&info)?;
         if device.is_cpu() {
             let inputs = info.sample_shape.iter().product();
             self.check_model_memory(inputs, info.num_classes.unwrap_or(1))?;

@@ -8,8 +8,11 @@ use candle_core::Tensor;
 use super::JobConfig;
 use crate::data_loaders::array::{fmt_shape, DType as ArrayDType};
 use crate::data_loaders::csv_file::{parse_csv, read_csv, CsvOptions, LabelColumn};
-use crate::data_loaders::{AutoData, DataInfo, DataLoader, InMemoryData};
+use crate::data_loaders::{
+    AutoData, DataInfo, DataLoader, InMemoryData, LoaderState, SetRef, Targets,
+};
 use crate::error::{Error, Result};
+use crate::rng::{RngStream, StreamId};
 
 /// The UCI optical digits set (1797 x 64 pixels 0-16, label last), embedded in the binary.
 pub const DIGITS_CSV_GZ: &[u8] =
@@ -49,7 +52,7 @@ impl JobConfig {
         };
         let mut values = Vec::new();
         features.range_f32(0, features.num_samples(), &mut values);
-        let scale = self.data.scale;
+        let scale = self.data.input_scale();
         values.iter_mut().for_each(|v| *v *= scale);
         let num_classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
         InMemoryData::classification(
@@ -67,11 +70,13 @@ impl JobConfig {
         s == "digits" || ((s.ends_with(".csv") || s.ends_with(".csv.gz")) && Path::new(s).is_file())
     }
 
-    /// An AutoData loader over `source` (optionally one `file` of it).
+    /// An AutoData loader over `source` (optionally one `file` of it, with `labels` from a
+    /// file of their own).
     pub(super) fn auto_data(
         &self,
         source: &str,
         file: Option<&str>,
+        labels: Option<&str>,
         batch_size: usize,
         shuffle: bool,
     ) -> Result<AutoData> {
@@ -84,12 +89,16 @@ impl JobConfig {
         if let Some(f) = file {
             b = b.file(f);
         }
+        if let Some(l) = labels {
+            b = b.labels(l);
+        }
         b = b
+            .preload(self.data.preload)
             .batch_size(batch_size)
             .shuffle(shuffle)
             .drop_last(self.data.drop_last)
             .seed(self.train.seed);
-        let scale = self.data.scale as f64;
+        let scale = self.data.input_scale() as f64;
         if scale != 1.0 {
             b = b.preprocessor(move |x: Tensor, y: Tensor| -> Result<(Tensor, Tensor)> {
                 Ok(((x.to_dtype(candle_core::DType::F32)? * scale)?, y))
@@ -116,28 +125,37 @@ impl JobConfig {
             });
         }
         let d = &self.data;
-        let train = self.auto_data(&d.source, d.file.as_deref(), d.batch_size, d.shuffle)?;
+        let train = self.auto_data(
+            &d.source,
+            d.file.as_deref(),
+            d.labels.as_deref(),
+            d.batch_size,
+            d.shuffle,
+        )?;
         check_labels("data.source", &d.source, &train)?;
-        let info = train.info();
         let val_source = match (&d.val_source, &d.val_file) {
             (Some(s), _) => Some(s.as_str()),
             (None, Some(_)) => Some(d.source.as_str()),
             (None, None) if d.val_fraction > 0.0 => {
-                return Err(Error::config(
-                    "data.val_source",
-                    format!(
-                        "{} is read by AutoData, which does not split off validation data: \
-                         set data.val_source (or data.val_file), or data.val_fraction to 0",
-                        d.source
-                    ),
-                ))
+                // Split off by sample: the source is read into memory and split as the
+                // digits are.
+                let all = read_all(&train, &d.source)?;
+                let info = all.info();
+                let (train, val) = all.split(d.val_fraction, self.train.seed)?;
+                return Ok(Loaders {
+                    train: Box::new(train),
+                    val: Some(Box::new(val)),
+                    info,
+                });
             }
             (None, None) => None,
         };
+        let info = train.info();
         let val: Option<Box<dyn DataLoader>> = match val_source {
             Some(s) => {
                 let batch = d.val_batch_size.unwrap_or(d.batch_size);
-                let val = self.auto_data(s, d.val_file.as_deref(), batch, false)?;
+                let labels = d.val_labels.as_deref();
+                let val = self.auto_data(s, d.val_file.as_deref(), labels, batch, false)?;
                 check_labels("data.val_source", s, &val)?;
                 Some(Box::new(val))
             }
@@ -148,6 +166,44 @@ impl JobConfig {
             val,
             info,
         })
+    }
+}
+
+/// Every sample of `data`, in order, read into memory (scaled as its batches are).
+fn read_all(data: &AutoData, source: &str) -> Result<InMemoryData> {
+    let info = data.info();
+    let device = candle_core::Device::Cpu;
+    let rng = RngStream::new(0, StreamId::TrainShuffle);
+    let mut state = LoaderState::new(info.num_samples.max(1), false, false, &rng);
+    data.configure_state(&mut state);
+    state.batch_size = info.num_samples.max(1);
+    let mut features: Vec<f32> = Vec::new();
+    let mut ids: Vec<u32> = Vec::new();
+    let mut values: Vec<f32> = Vec::new();
+    for name in data.plan_epoch(0, &mut state)? {
+        let batch = data.load(&state, SetRef::new(&name), &device)?;
+        let x = batch.x.to_dtype(candle_core::DType::F32)?.flatten_all()?;
+        features.extend(x.to_vec1::<f32>()?);
+        match batch.y.dtype() {
+            candle_core::DType::U32 => ids.extend(batch.y.flatten_all()?.to_vec1::<u32>()?),
+            _ => values.extend(
+                batch
+                    .y
+                    .to_dtype(candle_core::DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?,
+            ),
+        }
+    }
+    let sample_shape = info.sample_shape.clone();
+    match info.num_classes {
+        Some(n) => InMemoryData::classification(source, features, sample_shape, ids, n),
+        None => Ok(InMemoryData {
+            name: source.to_string(),
+            features,
+            sample_shape,
+            targets: Targets::Values(values),
+        }),
     }
 }
 

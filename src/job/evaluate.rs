@@ -32,6 +32,9 @@ pub enum EvalData {
 pub struct ClassRow {
     /// The class index.
     pub class: usize,
+    /// Its name, where the job gives `data.class_names`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Of the samples predicted as this class, the share that are (0 when none is).
     pub precision: f64,
     /// Of the samples of this class, the share predicted as it (0 when none is).
@@ -85,7 +88,7 @@ impl Predictor {
             EvalData::Source(path) => {
                 let source = super::predict::with_dir(path);
                 let source = source.to_string_lossy();
-                let auto = job.auto_data(&source, None, batch_size, false)?;
+                let auto = job.auto_data(&source, None, None, batch_size, false)?;
                 (Box::new(auto), path.display().to_string())
             }
         };
@@ -133,7 +136,7 @@ impl Predictor {
             }
         }
         let (per_class, matrix) = match &confusion {
-            Some(c) => (class_rows(c), rows_of(c)),
+            Some(c) => (class_rows(c, job.data.class_names.as_deref()), rows_of(c)),
             None => (Vec::new(), Vec::new()),
         };
         Ok(Evaluation {
@@ -186,7 +189,7 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
-fn class_rows(c: &ConfusionMatrix) -> Vec<ClassRow> {
+fn class_rows(c: &ConfusionMatrix, names: Option<&[String]>) -> Vec<ClassRow> {
     let k = c.num_classes();
     (0..k)
         .map(|class| {
@@ -195,6 +198,7 @@ fn class_rows(c: &ConfusionMatrix) -> Vec<ClassRow> {
             let support: u64 = (0..k).map(|p| c.count(class, p)).sum();
             ClassRow {
                 class,
+                name: names.and_then(|n| n.get(class)).cloned(),
                 precision: ratio(tp, predicted),
                 recall: ratio(tp, support),
                 f1: ratio(2 * tp, predicted + support),

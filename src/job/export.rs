@@ -91,9 +91,9 @@ impl Predictor {
             model_name: meta.model_name.clone(),
             parameters: meta.run.parameters,
             input_shape: self.data_info().sample_shape.clone(),
-            input_scale: self.job().data.scale,
+            input_scale: self.job().data.input_scale(),
             num_classes,
-            class_names: None,
+            class_names: self.job().data.class_names.clone(),
             tensors,
             metrics: meta
                 .state

@@ -151,7 +151,10 @@ pub struct DataConfig {
     pub val_source: Option<String>,
     /// With a directory `val_source`: which file of it to validate on.
     pub val_file: Option<String>,
-    /// Share of samples held out for validation (digits and CSV sources only).
+    /// Share of samples held out for validation, in [0, 1) (default 0.2; also spelt
+    /// `val_split`), when no `val_source`/`val_file` is given: a seeded shuffle picks
+    /// them. An AutoData source is then read into memory first.
+    #[serde(alias = "val_split")]
     pub val_fraction: f64,
     /// Samples per train batch (default 32).
     pub batch_size: usize,
@@ -161,9 +164,39 @@ pub struct DataConfig {
     pub shuffle: bool,
     /// Drop a last train batch smaller than `batch_size` (default off).
     pub drop_last: bool,
-    /// Inputs are multiplied by this (digits pixels are 0-16).
-    pub scale: f32,
+    /// Inputs are multiplied by this; left out (`null`), inputs are used as stored, except
+    /// the embedded digits, whose job says its own 1/16 (pixels are 0-16).
+    pub scale: Option<f32>,
+    /// Names of the classes, by class id (a classification source's number of classes
+    /// must match): in the model card, evaluation tables and predictions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_names: Option<Vec<String>>,
+    /// Read an AutoData source into memory at the start instead of mapping it batch by
+    /// batch (default off).
+    pub preload: bool,
+    /// A labels file for `source` (npy or csv, one label per sample in set order), instead
+    /// of the one AutoData finds beside the data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
+    /// A labels file for `val_source`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_labels: Option<String>,
 }
+
+impl DataConfig {
+    /// The factor inputs are multiplied by: `scale`, else 1/16 for the embedded digits,
+    /// else 1 (no hidden scaling).
+    pub fn input_scale(&self) -> f32 {
+        match self.scale {
+            Some(s) => s,
+            None if self.source == "digits" => DIGITS_SCALE,
+            None => 1.0,
+        }
+    }
+}
+
+/// The embedded digits' pixels are 0-16: the default job scales them to [0, 1].
+pub const DIGITS_SCALE: f32 = 1.0 / 16.0;
 
 impl Default for DataConfig {
     fn default() -> Self {
@@ -177,7 +210,11 @@ impl Default for DataConfig {
             val_batch_size: Some(128),
             shuffle: true,
             drop_last: false,
-            scale: 1.0 / 16.0,
+            scale: None,
+            class_names: None,
+            preload: false,
+            labels: None,
+            val_labels: None,
         }
     }
 }
@@ -215,7 +252,10 @@ impl Default for JobConfig {
             name: "digits".into(),
             device: DeviceSpec::Cpu,
             threads: 0,
-            data: DataConfig::default(),
+            data: DataConfig {
+                scale: Some(DIGITS_SCALE),
+                ..DataConfig::default()
+            },
             model: builtin_default("mlp", MlpArgs::default()),
             optimizer: builtin_default("adamw", AdamArgs::default()),
             loss: None,

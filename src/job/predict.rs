@@ -207,7 +207,7 @@ impl Predictor {
     /// Raw data scaled as the job's loaders scale it (`data.scale`).
     pub(crate) fn scale_input(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.to_device(&self.device)?;
-        let scale = self.job.data.scale as f64;
+        let scale = self.job.data.input_scale() as f64;
         if scale == 1.0 {
             return Ok(x);
         }

@@ -124,7 +124,27 @@ impl DataConfig {
         if let Some(n) = self.val_batch_size {
             at_least_one("data.val_batch_size", n as u64)?;
         }
-        positive("data.scale", f64::from(self.scale))
+        if let Some(scale) = self.scale {
+            positive("data.scale", f64::from(scale))?;
+        }
+        if let Some(names) = &self.class_names {
+            check(
+                !names.is_empty(),
+                "data.class_names",
+                "[]",
+                "lists of at least one name",
+            )?;
+            let mut seen = std::collections::BTreeSet::new();
+            for n in names {
+                if !seen.insert(n) {
+                    return Err(Error::config(
+                        "data.class_names",
+                        format!("`{n}` is given twice; each class needs its own name"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

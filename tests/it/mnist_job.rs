@@ -74,18 +74,3 @@ fn mnist_resumes_mid_epoch_bitwise() {
         crate::common::tensor_bytes(&dir) == crate::common::tensor_bytes(&reference.config.run_dir)
     );
 }
-
-#[test]
-fn a_directory_source_without_validation_data_is_a_clear_error() {
-    let dir = scratch("mnist-noval");
-    let Some(mut job) = mnist_job(&dir) else {
-        return;
-    };
-    job.data.val_file = None;
-    job.data.val_fraction = 0.2;
-    let err = job.build_trainer().err().expect("must fail").to_string();
-    assert!(
-        err.contains("data.val_source") && err.contains("mnist"),
-        "{err}"
-    );
-}
