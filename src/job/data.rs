@@ -9,7 +9,7 @@ use super::JobConfig;
 use crate::data_loaders::array::{fmt_shape, DType as ArrayDType};
 use crate::data_loaders::csv_file::{parse_csv, read_csv, CsvOptions, LabelColumn};
 use crate::data_loaders::{
-    AutoData, DataInfo, DataLoader, InMemoryData, LoaderState, SetRef, Targets,
+    AutoData, DataInfo, DataLoader, InMemoryData, LoaderState, SetRef, Targets, TimeseriesWindows,
 };
 use crate::error::{Error, Result};
 use crate::rng::{RngStream, StreamId};
@@ -99,7 +99,17 @@ impl JobConfig {
             .drop_last(self.data.drop_last)
             .seed(self.train.seed);
         let scale = self.data.input_scale() as f64;
-        if scale != 1.0 {
+        if let Some(w) = &self.data.windows {
+            if scale != 1.0 {
+                return Err(Error::config(
+                    "data.scale",
+                    format!("{scale} with data.windows: scale the series before it is stored"),
+                ));
+            }
+            let windows = TimeseriesWindows::new(w.length, w.slide.unwrap_or(w.length))
+                .start_increments(w.start_increments.clone());
+            b = b.preprocessor(windows);
+        } else if scale != 1.0 {
             b = b.preprocessor(move |x: Tensor, y: Tensor| -> Result<(Tensor, Tensor)> {
                 Ok(((x.to_dtype(candle_core::DType::F32)? * scale)?, y))
             });
@@ -132,10 +142,18 @@ impl JobConfig {
             d.batch_size,
             d.shuffle,
         )?;
-        check_labels("data.source", &d.source, &train)?;
+        let sequences = d.windows.is_some();
+        check_labels("data.source", &d.source, &train, sequences)?;
         let val_source = match (&d.val_source, &d.val_file) {
             (Some(s), _) => Some(s.as_str()),
             (None, Some(_)) => Some(d.source.as_str()),
+            (None, None) if d.val_fraction > 0.0 && sequences => {
+                return Err(Error::config(
+                    "data.val_source",
+                    "sequences cut into windows are not split by sample: give data.val_source \
+                     (or data.val_file), or set data.val_split to 0",
+                ))
+            }
             (None, None) if d.val_fraction > 0.0 => {
                 // Split off by sample: the source is read into memory and split as the
                 // digits are.
@@ -156,7 +174,7 @@ impl JobConfig {
                 let batch = d.val_batch_size.unwrap_or(d.batch_size);
                 let labels = d.val_labels.as_deref();
                 let val = self.auto_data(s, d.val_file.as_deref(), labels, batch, false)?;
-                check_labels("data.val_source", s, &val)?;
+                check_labels("data.val_source", s, &val, sequences)?;
                 Some(Box::new(val))
             }
             None => None,
@@ -211,7 +229,9 @@ fn read_all(data: &AutoData, source: &str) -> Result<InMemoryData> {
 /// (regression): AutoData's "no labels, `y` is `x`" and labels of several values per
 /// sample both fit neither, and would only fail later inside the loss with a shape
 /// mismatch. Refused here, when the data is read, naming the labels.
-fn check_labels(field: &str, source: &str, data: &AutoData) -> Result<()> {
+/// With `sequences` (time windows), labels of several values per sample are per-step
+/// targets and fit.
+fn check_labels(field: &str, source: &str, data: &AutoData, sequences: bool) -> Result<()> {
     let inferred = data.inferred();
     let labels = &inferred.labels;
     if labels.kind == "none" {
@@ -225,7 +245,7 @@ fn check_labels(field: &str, source: &str, data: &AutoData) -> Result<()> {
             ),
         ));
     }
-    if labels.kind == "values" && labels.shape.iter().product::<usize>() != 1 {
+    if labels.kind == "values" && labels.shape.iter().product::<usize>() != 1 && !sequences {
         let mut shape = vec![inferred.num_samples];
         shape.extend_from_slice(&labels.shape);
         let mut data_shape = vec![inferred.num_samples];

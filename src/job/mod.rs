@@ -181,6 +181,29 @@ pub struct DataConfig {
     /// A labels file for `val_source`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_labels: Option<String>,
+    /// Cut each AutoData sample (a sequence, time on its first axis) into windows fed one
+    /// per iteration to a stateful model (`lstm`, `gru`), which carries its state from one
+    /// window to the next of the same sequences; per-step labels follow the windows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows: Option<WindowsConfig>,
+}
+
+/// `data.windows`: time windows over sequences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowsConfig {
+    /// Time steps per window, at least 1.
+    pub length: usize,
+    /// Steps from one window's start to the next one's (default: `length`, tiling).
+    #[serde(default)]
+    pub slide: Option<usize>,
+    /// Offset of the first window, cycled per epoch (default `[0]`).
+    #[serde(default = "first_window_at_zero")]
+    pub start_increments: Vec<usize>,
+}
+
+fn first_window_at_zero() -> Vec<usize> {
+    vec![0]
 }
 
 impl DataConfig {
@@ -215,6 +238,7 @@ impl Default for DataConfig {
             preload: false,
             labels: None,
             val_labels: None,
+            windows: None,
         }
     }
 }

@@ -124,6 +124,12 @@ impl DataConfig {
         if let Some(n) = self.val_batch_size {
             at_least_one("data.val_batch_size", n as u64)?;
         }
+        if let Some(w) = &self.windows {
+            at_least_one("data.windows.length", w.length as u64)?;
+            if let Some(s) = w.slide {
+                at_least_one("data.windows.slide", s as u64)?;
+            }
+        }
         if let Some(scale) = self.scale {
             positive("data.scale", f64::from(scale))?;
         }

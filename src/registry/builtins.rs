@@ -15,7 +15,10 @@ use crate::losses::{
     BinaryCrossEntropy, BinaryCrossEntropyArgs, CrossEntropy, CrossEntropyArgs, Huber, HuberArgs,
     Loss, Mae, MaeArgs, Mse, MseArgs,
 };
-use crate::model::{Cnn, CnnArgs, Mlp, MlpConfig, Model, ResNet, ResNetArgs};
+use crate::model::recurrent::Cell;
+use crate::model::{
+    Cnn, CnnArgs, Mlp, MlpConfig, Model, Recurrent, RecurrentConfig, ResNet, ResNetArgs,
+};
 use crate::optim::{Adam, AdamConfig, AdamW, Sgd, SgdConfig, TrainOptimizer};
 use crate::range::{at_least_one, check, non_negative, positive, unit_open};
 
@@ -40,6 +43,20 @@ pub(super) fn register(r: &mut Registry) {
         |a: ResNetArgs, ctx: &mut ModelCtx| {
             let m = ResNet::new(a, ctx.sample_shape, ctx.outputs, ctx.init, ctx.device)?;
             Ok(Box::new(m) as Box<dyn Model>)
+        },
+    );
+    r.model_checked(
+        "lstm",
+        RecurrentArgs::validate,
+        |a: RecurrentArgs, ctx: &mut ModelCtx| {
+            Ok(Box::new(a.build(Cell::Lstm, ctx)?) as Box<dyn Model>)
+        },
+    );
+    r.model_checked(
+        "gru",
+        RecurrentArgs::validate,
+        |a: RecurrentArgs, ctx: &mut ModelCtx| {
+            Ok(Box::new(a.build(Cell::Gru, ctx)?) as Box<dyn Model>)
         },
     );
     r.loss("cross_entropy", |a: CrossEntropyArgs, ctx| {
@@ -121,6 +138,60 @@ impl MlpArgs {
                 hidden: self.hidden.clone(),
                 outputs: ctx.outputs,
                 dropout: self.dropout as f32,
+            },
+            ctx.init,
+            ctx.device,
+        )
+    }
+}
+
+/// A recurrent network (`lstm` or `gru`) with a linear head, stateful across the time
+/// windows of a sequence (`data.windows`); samples are `[time, features]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecurrentArgs {
+    /// Size of the hidden state, at least 1 (default 32).
+    pub hidden: usize,
+    /// An output at every time step (forecasting, per-step targets) instead of one after
+    /// the last step (sequence classification) (default false).
+    pub per_step: bool,
+}
+
+impl Default for RecurrentArgs {
+    fn default() -> Self {
+        Self {
+            hidden: 32,
+            per_step: false,
+        }
+    }
+}
+
+impl RecurrentArgs {
+    /// Checks `hidden`.
+    pub fn validate(&self) -> Result<()> {
+        at_least_one("model.hidden", self.hidden as u64)
+    }
+
+    /// The network for the data `ctx` describes: features per step from the sample's last
+    /// axis.
+    pub fn build(&self, cell: Cell, ctx: &mut ModelCtx) -> Result<Recurrent> {
+        let inputs = match ctx.sample_shape {
+            [_, features] => *features,
+            [_] => 1,
+            other => {
+                return Err(crate::error::Error::config(
+                    "model",
+                    format!("a recurrent model takes samples [time, features], not {other:?}"),
+                ))
+            }
+        };
+        Recurrent::new(
+            RecurrentConfig {
+                cell,
+                inputs,
+                hidden: self.hidden,
+                outputs: ctx.outputs,
+                per_step: self.per_step,
             },
             ctx.init,
             ctx.device,

@@ -30,7 +30,7 @@ use crate::model::Model;
 use crate::optim::{NamedVar, TrainOptimizer};
 use crate::rng::RngStream;
 
-pub use builtins::{AdamArgs, EarlyStoppingArgs, MlpArgs, SgdArgs};
+pub use builtins::{AdamArgs, EarlyStoppingArgs, MlpArgs, RecurrentArgs, SgdArgs};
 pub use component::Component;
 pub use schema::ArgInfo;
 

@@ -239,7 +239,11 @@ fn enum_errors_name_the_field_and_the_valid_values() {
     let err = error(r#"{"model": {"name": "nope", "hidden": [8]}}"#);
     assert_says(
         &err,
-        &["model.name", "nope", "registered: cnn, mlp, resnet"],
+        &[
+            "model.name",
+            "nope",
+            "registered: cnn, gru, lstm, mlp, resnet",
+        ],
     );
     // Read with the built-ins only, an unknown name is left for the registry the job is
     // built with; building it says the same.

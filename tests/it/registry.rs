@@ -269,7 +269,7 @@ fn list_shows_every_kind_with_arguments_and_defaults() {
             .map(|e| e["name"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(names("models"), ["cnn", "mlp", "resnet"]);
+    assert_eq!(names("models"), ["cnn", "gru", "lstm", "mlp", "resnet"]);
     assert_eq!(
         names("losses"),
         [
@@ -365,4 +365,79 @@ fn a_users_own_cli_trains_resumes_and_lists_its_components() {
     );
     let ran = run_program(&program, &cwd, &["evaluate", "run"]);
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+}
+
+/// Sequences of a noisy sine, `[n, steps, 1]`, with the next step as per-step targets.
+fn sequence_dir(name: &str, n: usize, steps: usize, phase: usize) -> PathBuf {
+    let dir = scratch(name);
+    let value = |i: usize, t: usize| (((i * 5 + t + phase) as f32) * 0.4).sin();
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for i in 0..n {
+        for t in 0..steps {
+            x.push(value(i, t));
+            y.push(value(i, t + 1));
+        }
+    }
+    let bytes = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    write_npy(
+        dir.join("series.npy"),
+        ArrayDType::F32,
+        &[n, steps, 1],
+        &bytes(&x),
+    )
+    .unwrap();
+    write_npy(
+        dir.join("labels.npy"),
+        ArrayDType::F32,
+        &[n, steps, 1],
+        &bytes(&y),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn recurrent_models_train_on_windows_from_json_and_resume_bitwise_everywhere() {
+    let train = sequence_dir("registry-seq-train", 12, 24, 0);
+    let val = sequence_dir("registry-seq-val", 4, 24, 3);
+    let registry = Registry::with_builtins();
+    for cell in ["lstm", "gru"] {
+        let json = format!(
+            r#"{{"data": {{"source": "{}", "val_source": "{}", "batch_size": 4, "val_batch_size": 4,
+                          "windows": {{"length": 8, "start_increments": [0, 4]}}}},
+                 "model": {{"name": "{cell}", "hidden": 6, "per_step": true}},
+                 "optimizer": {{"lr": 0.02, "weight_decay": 0}},
+                 "train": {{"epochs": 2, "key_metric": "val_loss", "validate_every": {{"epochs": 1}}}}}}"#,
+            train.display(),
+            val.display()
+        );
+        let make = |run: &Path| job(&json, run, &registry).build_with(&registry).unwrap();
+        let mut first = make(&scratch(&format!("registry-seq-{cell}")));
+        assert!(
+            first.model().name().contains(cell),
+            "{}",
+            first.model().name()
+        );
+        assert_eq!(first.fit().unwrap(), Outcome::Finished);
+        let checkpoints = crate::autodata_train::check_resume_everywhere(
+            &format!("registry-seq-{cell}-resume"),
+            &make,
+        );
+        assert!(checkpoints.len() > 10, "{cell}: {}", checkpoints.len());
+    }
+    // Windows need validation data of their own.
+    let json = format!(
+        r#"{{"data": {{"source": "{}", "windows": {{"length": 8}}}}, "model": {{"name": "gru"}}}}"#,
+        train.display()
+    );
+    let err = job(&json, &scratch("registry-seq-noval"), &registry)
+        .build_with(&registry)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("data.val_source") && err.contains("windows"),
+        "{err}"
+    );
 }
