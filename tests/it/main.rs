@@ -9,6 +9,7 @@ mod checkpoints;
 mod cli;
 mod common;
 mod config;
+mod faults;
 mod init_summary;
 mod mnist_job;
 mod optimizers;
