@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
 
@@ -255,6 +256,24 @@ pub fn save(
 /// Name of the directory holding the best checkpoint by key metric, in the run dir.
 pub const BEST_DIR: &str = "best";
 
+/// A function [`save_as`] calls with the checkpoint directory it writes: with `false`
+/// when the temporary directory is complete and synced, just before it is renamed into
+/// place, then with `true` once the rename is synced.
+pub type SaveHook = Box<dyn Fn(&Path, bool) + Send + Sync>;
+
+/// Test-only (see [`set_save_hook_for_tests`]); never set in normal use.
+static SAVE_HOOK: OnceLock<SaveHook> = OnceLock::new();
+
+/// **Test-only.** Installs, once per process, a [`SaveHook`] that every save calls: the
+/// `deeptrain` binary sets one only for `DEEPTRAIN_TEST_PAUSE=in_save:K` or
+/// `after_save:K`, so that fault-injection tests can kill the process in the middle of a
+/// save. A save without one costs two atomic loads. Returns `false` (and drops `hook`)
+/// when one is installed already.
+#[doc(hidden)]
+pub fn set_save_hook_for_tests(hook: SaveHook) -> bool {
+    SAVE_HOOK.set(hook).is_ok()
+}
+
 /// Writes a checkpoint atomically as `parent/name`, replacing one that is there.
 pub fn save_as(
     parent: &Path,
@@ -291,6 +310,9 @@ pub fn save_as(
     }
     sync_dir(&tmp)?;
     let tmp = tmp_dir.keep();
+    if let Some(hook) = SAVE_HOOK.get() {
+        hook(&final_dir, false);
+    }
     if final_dir.exists() {
         // `best/` is replaced on every improvement; a numbered checkpoint exists already
         // only if an earlier session died after saving it but before recording the
@@ -304,6 +326,9 @@ pub fn save_as(
         fs::rename(&tmp, &final_dir).at(&final_dir)?;
     }
     sync_dir(parent)?;
+    if let Some(hook) = SAVE_HOOK.get() {
+        hook(&final_dir, true);
+    }
     Ok(final_dir)
 }
 

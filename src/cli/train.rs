@@ -6,18 +6,30 @@
 //! during the final save (after the last check) still exits 130, saying that the run is
 //! complete and where its checkpoint is.
 //!
-//! Test hook: `DEEPTRAIN_TEST_PAUSE=before_fit` or `=train_end` prints `paused at POINT`
-//! and waits there (up to a minute) for a signal, so that tests can send one at exactly
-//! that moment without timing.
+//! A data file that changes size under the run ends it with that error, after an
+//! interrupt checkpoint of the state before the batch that could not be read; the
+//! command says where it is and how to resume once the file is restored.
+//!
+//! Test hook (fault-injection tests only; nothing is paused without the variable):
+//! `DEEPTRAIN_TEST_PAUSE=POINT` prints `paused at POINT` and waits there (up to a
+//! minute), so that tests can signal or kill at exactly that moment without timing.
+//! `before_fit` and `train_end` wait for a signal; `iter:N` (at the end of this
+//! process's N-th train iteration), `in_save:K` (inside its K-th checkpoint save,
+//! numbered or `best/`, when the temporary directory is complete and before it is
+//! renamed into place; the line also names that directory) and `after_save:K` (right
+//! after that rename, before old checkpoints are pruned and logs flushed) wait for a
+//! signal or a line on stdin, which lets the run go on without a stop request.
 
 use crate::registry::Registry;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use clap::Args;
 
 use super::{set_threads, threads_from_env_or, CliError, CliResult, EXIT_INTERRUPTED};
 use crate::checkpoint;
 use crate::console::{errln, outln};
+use crate::data_loaders::FormatError;
 use crate::error::{Error, IoContext};
 use crate::interrupt::InterruptHandle;
 use crate::job::{config_differences, parse_override, DeviceSpec, JobConfig, ResumeChanges};
@@ -154,7 +166,8 @@ pub(super) fn train(args: &TrainArgs, registry: &Registry) -> CliResult {
     std::fs::write(&config_path, job.to_json()).at(&config_path)?;
     outln!("run directory: {}", dir.display());
     let result = fit_and_report(&mut trainer);
-    if result.is_err() && !existed && trainer.state.batches_fit == 0 {
+    let resumable = matches!(&result, Err(CliError::Failed(e)) if data_changed(e));
+    if result.is_err() && !existed && trainer.state.batches_fit == 0 && !resumable {
         // Failed before its first step: nothing worth keeping, and nothing in the way of
         // the next try.
         let _ = std::fs::remove_dir_all(&dir);
@@ -280,15 +293,23 @@ fn fit_and_report(trainer: &mut Trainer) -> CliResult {
     let handle = signals()?;
     trainer.set_interrupt_handle(handle.clone());
     pause_for_test("before_fit", &handle);
-    if std::env::var_os(PAUSE_VAR).is_some_and(|v| v == "train_end") {
-        let h = handle.clone();
-        trainer.on(crate::callbacks::Stage::TrainEnd, move |_| {
-            pause_for_test("train_end", &h);
-            Ok(())
-        });
-    }
-    let outcome = trainer.fit()?;
+    install_test_pauses(trainer, &handle);
     let dir = trainer.config.run_dir.clone();
+    let outcome = match trainer.fit() {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            if data_changed(&e) {
+                if let Some(ckpt) = trainer.last_checkpoint() {
+                    outln!(
+                        "stopped before the batch it could not read; checkpoint: {}\nresume with: deeptrain resume {} (once the file is restored)",
+                        ckpt.display(),
+                        dir.display()
+                    );
+                }
+            }
+            return Err(e.into());
+        }
+    };
     if handle.is_set() && !matches!(outcome, Outcome::Interrupted { .. }) {
         // The signal came after the last check, during the final save: the save
         // completed, the run is whole, but the user asked to stop, so say so and exit 130.
@@ -336,8 +357,82 @@ fn fit_and_report(trainer: &mut Trainer) -> CliResult {
     }
 }
 
+/// A data file changed size under the run: the trainer saved a checkpoint before the
+/// batch it could not read.
+fn data_changed(e: &Error) -> bool {
+    matches!(e, Error::Format(FormatError::ChangedSize { .. }))
+}
+
 /// The environment variable of the test hook (see the module comment).
 const PAUSE_VAR: &str = "DEEPTRAIN_TEST_PAUSE";
+
+/// Sets up the `iter:N` and `in_save:K` pauses of the test hook when asked for (see the
+/// module comment); does nothing otherwise.
+fn install_test_pauses(trainer: &mut Trainer, handle: &InterruptHandle) {
+    let Some(point) = std::env::var_os(PAUSE_VAR).map(|v| v.to_string_lossy().into_owned()) else {
+        return;
+    };
+    if point == "train_end" {
+        let h = handle.clone();
+        trainer.on(crate::callbacks::Stage::TrainEnd, move |_| {
+            pause_for_test("train_end", &h);
+            Ok(())
+        });
+        return;
+    }
+    let Some((kind, n)) = point
+        .split_once(':')
+        .and_then(|(k, n)| Some((k.to_string(), n.parse::<u64>().ok()?)))
+    else {
+        return;
+    };
+    let seen = AtomicU64::new(0);
+    let at_nth = move || seen.fetch_add(1, Ordering::SeqCst) + 1 == n;
+    let h = handle.clone();
+    match kind.as_str() {
+        "iter" => {
+            trainer.on(crate::callbacks::Stage::TrainIterEnd, move |_| {
+                if at_nth() {
+                    pause_until_released(&point, &h);
+                }
+                Ok(())
+            });
+        }
+        "in_save" | "after_save" => {
+            let after = kind == "after_save";
+            // Whether the save under way is the K-th (counted before its rename).
+            let this_one = AtomicBool::new(false);
+            let hook = move |dir: &Path, renamed: bool| {
+                if !renamed {
+                    this_one.store(at_nth(), Ordering::SeqCst);
+                }
+                if renamed == after && this_one.load(Ordering::SeqCst) {
+                    pause_until_released(&format!("{point} {}", dir.display()), &h);
+                }
+            };
+            checkpoint::set_save_hook_for_tests(Box::new(hook));
+        }
+        _ => {}
+    }
+}
+
+/// Says `paused at POINT` on stdout and waits until `handle` is set, a line (or the end)
+/// comes on stdin, or a minute has passed.
+fn pause_until_released(point: &str, handle: &InterruptHandle) {
+    let released = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = released.clone();
+    // Left blocked on stdin when a signal releases the pause; it ends with the process.
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_line(&mut String::new());
+        flag.store(true, Ordering::SeqCst);
+    });
+    outln!("paused at {point}");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !handle.is_set() && !released.load(Ordering::SeqCst) && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
 
 /// When `DEEPTRAIN_TEST_PAUSE` is `point`: says so on stdout and waits until `handle` is
 /// set (at most a minute), so that a test can signal at exactly this point.

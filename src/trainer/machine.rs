@@ -89,7 +89,9 @@ impl Trainer {
                 return Ok(Outcome::Interrupted { checkpoint });
             }
             self.control = Control::default();
-            self.advance()?;
+            if let Err(e) = self.advance() {
+                return Err(self.checkpoint_if_data_changed(e));
+            }
             self.take_callback_error_with_checkpoint()?;
             if let Some(lr) = self.control.learning_rate {
                 self.state.learning_rate_override = Some(lr);
@@ -134,7 +136,6 @@ impl Trainer {
 
     fn train_iteration(&mut self) -> Result<()> {
         let started = Instant::now();
-        self.fire(Stage::TrainIterBegin);
         // Windows (stateful time series): a set may be cut into several windows, one per
         // iteration. It stays first in `sets_to_process` until its last window is fit;
         // only then does it count as a batch. A set skipped at `TrainIterBegin` is
@@ -146,14 +147,17 @@ impl Trainer {
             window: cursor.window as usize,
             epoch: cursor.epoch,
         };
+        // Loaded before anything changes (callbacks included): a batch that cannot be
+        // read leaves the run as it was before it (see `fit` on data changed under the run).
+        let batch = self
+            .train_data
+            .load(&self.state.train_data.loader, at, &self.device)?;
+        self.fire(Stage::TrainIterBegin);
         self.state.set_name = name.clone();
         self.state.set_kind = Some(SetKind::Train);
         let mut row: Vec<(String, f64)> = Vec::new();
         let mut last_window = true;
         if !self.control.skip_batch {
-            let batch = self
-                .train_data
-                .load(&self.state.train_data.loader, at, &self.device)?;
             last_window = batch.is_last_window();
             let lr = self.current_learning_rate();
             self.optimizer.set_learning_rate(lr);

@@ -9,6 +9,7 @@ use candle_core::Tensor;
 use super::Trainer;
 use crate::callbacks::Stage;
 use crate::checkpoint::{self, CheckpointMeta, CheckpointTensors, LoadedCheckpoint, SaveReason};
+use crate::data_loaders::FormatError;
 use crate::error::{Error, Result};
 use crate::report::render_state_report;
 use crate::rng::RngStream;
@@ -54,6 +55,27 @@ impl Trainer {
             (Some(at), Some(path)) if *at == self.position() && path.exists() => Ok(path.clone()),
             _ => self.save_checkpoint_because(reason),
         }
+    }
+
+    /// `fit` hands every error of a transition here. A data file that changed size under
+    /// the run ([`FormatError::ChangedSize`]) is found before its batch is read, and every
+    /// batch is read before its transition changes anything: the run is still exactly
+    /// where it was before that batch. So an interrupt checkpoint of it is saved (a
+    /// `resume` after the file is restored goes on bit for bit) and the error is handed
+    /// back; `last_checkpoint` says where. Any other error is handed back as it is.
+    pub(super) fn checkpoint_if_data_changed(&mut self, e: Error) -> Error {
+        if !matches!(e, Error::Format(FormatError::ChangedSize { .. })) {
+            return e;
+        }
+        match self.checkpoint_if_new(SaveReason::Interrupt) {
+            Ok(path) => {
+                log::info!("checkpoint saved to {} before stopping", path.display());
+                self.write_run_report(SaveReason::Interrupt);
+            }
+            // `resume` goes on from the last one saved before, as exactly.
+            Err(save) => log::warn!("could not save a checkpoint after the error: {save}"),
+        }
+        e
     }
 
     /// Renders the state as it is now into `RUN_DIR/report.png` (a failure only warns:

@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod config;
 mod data_config;
+mod faults;
 mod init_summary;
 mod mnist_job;
 mod optimizers;
