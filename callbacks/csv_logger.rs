@@ -1,7 +1,7 @@
 //! CSV logs: `train.csv` (one row per train batch) and `val.csv` (one per validation).
 //!
-//! Columns are fixed by the first row, so every row lines up. Rows are flushed at every
-//! checkpoint; on resume, rows written after the checkpoint (by the session that was
+//! Columns are fixed by the first row, so every row lines up. Each row is written through
+//! as it is logged (before any checkpoint that holds it exists); on resume, rows written after the checkpoint (by the session that was
 //! stopped) are cut, so the files always match the train state exactly.
 //!
 //! On resume the rows up to the checkpoint are also checked against the state's history
@@ -395,6 +395,9 @@ impl Callback for CsvLogger {
                 }
                 if let Some(log) = self.train.as_mut() {
                     row(log, &train_lead(s), &s.train_history)?;
+                    // On disk before any checkpoint that holds this batch can be: a kill
+                    // just after a checkpoint's rename must not leave the log behind it.
+                    log.out.flush().at(&log.path)?;
                 }
             }
             Stage::ValEnd => {

@@ -9,7 +9,7 @@
 //! Readers (`inspect`, `report`) take no lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -31,6 +31,17 @@ pub struct LockHolder {
     pub since: String,
 }
 
+impl LockHolder {
+    /// Whether the holder may still be running: a process of another host is taken to be;
+    /// on this host, its pid must exist (`/proc` where there is one).
+    fn is_live(&self) -> bool {
+        if self.host != host_name() || !Path::new("/proc/self").exists() {
+            return true;
+        }
+        Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
 impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -39,6 +50,29 @@ impl std::fmt::Display for LockHolder {
             self.pid, self.host, self.since
         )
     }
+}
+
+/// Who holds the lock at `path`, as the refusal names it. The winner writes its record
+/// just after taking the lock, so for a moment the file may be empty or still name the
+/// previous holder (a process that has exited): it is read again for up to ~100 ms until
+/// it names a live process.
+fn read_holder(path: &Path) -> String {
+    let mut last = "another process (it has not written its name yet)".to_string();
+    for _ in 0..20 {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                if let Ok(h) = serde_json::from_str::<LockHolder>(&text) {
+                    last = h.to_string();
+                    if h.is_live() {
+                        return last;
+                    }
+                }
+            }
+            Err(e) => return format!("another process ({} unreadable: {e})", path.display()),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    last
 }
 
 /// The held lock of one run directory; dropping it (or the process ending) releases it.
@@ -64,14 +98,7 @@ impl RunLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let holder = match file.read_to_string(&mut text) {
-                    Ok(_) => match serde_json::from_str::<LockHolder>(&text) {
-                        Ok(h) => h.to_string(),
-                        Err(_) => "another process (it has not written its name yet)".into(),
-                    },
-                    Err(e) => format!("another process ({} unreadable: {e})", path.display()),
-                };
+                let holder = read_holder(&path);
                 return Err(Error::io(
                     run_dir,
                     std::io::Error::new(
