@@ -1,5 +1,6 @@
-//! Learning-rate control from callbacks: any [`Schedule`] over steps, and
-//! reduce-on-plateau driven by a validation metric.
+//! Learning-rate control from callbacks: any [`LrSchedule`] (what a job's `schedule`
+//! section builds), any [`Schedule`] over steps, and reduce-on-plateau driven by a
+//! validation metric.
 //!
 //! The rates they set are recorded in `TrainState::learning_rate_override`, so a resumed
 //! run continues with them.
@@ -9,7 +10,59 @@ use serde::{Deserialize, Serialize};
 use super::{Callback, Stage, TrainerView};
 use crate::error::{Error, Result};
 use crate::metrics::direction_of;
-use crate::optim::Schedule;
+use crate::optim::{LrSchedule, Schedule};
+
+/// Drives an [`LrSchedule`]: sets the rate of the next update whenever the step or the
+/// schedule's state may have changed (a new epoch, the end of every train iteration, the
+/// end of every validation, after the schedule has seen its results), and saves the
+/// schedule's state in checkpoints. What a job's `schedule` section adds, named
+/// `schedule`.
+pub struct ScheduleCallback {
+    schedule: Box<dyn LrSchedule>,
+    base_lr: f64,
+}
+
+impl ScheduleCallback {
+    /// Follows `schedule` from the optimizer's configured rate `base_lr`.
+    pub fn new(schedule: Box<dyn LrSchedule>, base_lr: f64) -> Self {
+        Self { schedule, base_lr }
+    }
+
+    /// The schedule driven.
+    pub fn schedule(&self) -> &dyn LrSchedule {
+        self.schedule.as_ref()
+    }
+}
+
+impl Callback for ScheduleCallback {
+    fn name(&self) -> String {
+        "schedule".into()
+    }
+
+    fn on_stage(&mut self, stage: Stage, view: &mut TrainerView) -> Result<()> {
+        let step = view.state.global_step;
+        match stage {
+            // The first epoch's begin sets the rate of the very first update.
+            Stage::TrainEpochBegin | Stage::TrainIterEnd => {}
+            Stage::ValEnd => {
+                let metrics = view.state.val_history.latest();
+                self.schedule
+                    .observe_validation(self.base_lr, step, &metrics)?;
+            }
+            _ => return Ok(()),
+        }
+        view.set_learning_rate(self.schedule.lr_at(self.base_lr, step));
+        Ok(())
+    }
+
+    fn save_state(&self) -> Option<serde_json::Value> {
+        self.schedule.save_state()
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        self.schedule.load_state(state)
+    }
+}
 
 /// Sets the rate before every update from a schedule (step, cosine with warm-up, ...),
 /// evaluated at `global_step` at `TrainBegin` and after every train iteration. The rate

@@ -16,7 +16,7 @@ pub use csv_logger::CsvLogger;
 pub use early_stopping::{EarlyStopping, EarlyStoppingState};
 pub use health::{HealthCheck, HealthPolicy};
 pub use histogram_figures::HistogramFigures;
-pub use lr_schedule::{LrScheduler, PlateauState, ReduceLrOnPlateau};
+pub use lr_schedule::{LrScheduler, PlateauState, ReduceLrOnPlateau, ScheduleCallback};
 pub use progress::Progress;
 pub use tensorboard::TensorBoard;
 

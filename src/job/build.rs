@@ -4,12 +4,12 @@
 use super::data::Loaders;
 use super::init::{load_weights, trainable_vars};
 use super::JobConfig;
-use crate::callbacks::{CsvLogger, HealthCheck, Progress, TensorBoard};
+use crate::callbacks::{CsvLogger, HealthCheck, Progress, ScheduleCallback, TensorBoard};
 use crate::error::{Error, Result};
 use crate::losses::Loss;
 use crate::model::Model;
 use crate::model::Task;
-use crate::registry::{self, CallbackCtx, LossCtx, ModelCtx, Registry};
+use crate::registry::{self, CallbackCtx, LossCtx, ModelCtx, Registry, ScheduleCtx};
 use crate::rng::{RngStream, StreamId};
 use crate::trainer::default_loss;
 use crate::trainer::Trainer;
@@ -175,12 +175,24 @@ impl JobConfig {
         Ok(trainer)
     }
 
-    /// The built-in callbacks this job asks for, in a fixed order (their saved state is
-    /// matched by name on resume), then the `callbacks` list in its order.
+    /// The built-in callbacks this job asks for (the `schedule` section is one, driving
+    /// the learning rate), in a fixed order (their saved state is matched by name on
+    /// resume), then the `callbacks` list in its order.
     fn add_callbacks(&self, registry: &Registry, trainer: &mut Trainer) -> Result<()> {
         let dir = &self.train.run_dir;
         let l = &self.logging;
         trainer.add_callback(HealthCheck::new(l.health))?;
+        if let Some(s) = &self.schedule {
+            let batches = trainer.batches_per_epoch()?;
+            let ctx = ScheduleCtx {
+                base_lr: trainer.base_learning_rate(),
+                epochs: self.train.epochs,
+                steps_per_epoch: batches.div_ceil(self.train.accumulate_batches.max(1)),
+                max_steps: self.train.max_steps,
+            };
+            let schedule = (registry.schedules.get(&s.name)?.factory())(&s.args, &ctx)?;
+            trainer.add_callback(ScheduleCallback::new(schedule, ctx.base_lr))?;
+        }
         if let Some(es) = &self.early_stopping {
             trainer.add_callback(es.callback())?;
         }

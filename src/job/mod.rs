@@ -73,6 +73,11 @@ pub struct JobConfig {
     /// class ids, mean squared error for values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss: Option<Component>,
+    /// The learning-rate schedule, by name with its arguments (`{"name": "one_cycle",
+    /// "max_lr": 0.01}`; see `deeptrain list schedules`); left out: `train.schedule`
+    /// (the older form, constant by default). Giving both is an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Component>,
     /// Fields left out take the default job's values (see `train_over_job_defaults`).
     /// `train.run_dir` left out or empty means `runs/NAME` (see [`JobConfig::resolved`]);
     /// the config saved in a run directory and its checkpoints has it filled in.
@@ -283,6 +288,7 @@ impl Default for JobConfig {
             model: builtin_default("mlp", MlpArgs::default()),
             optimizer: builtin_default("adamw", AdamArgs::default()),
             loss: None,
+            schedule: None,
             train: TrainConfig {
                 epochs: 15,
                 seed: 7,

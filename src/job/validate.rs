@@ -9,7 +9,7 @@ use super::{DataConfig, JobConfig, LoggingConfig};
 use crate::error::{Error, Result};
 use crate::optim::Schedule;
 use crate::range::{at_least_one, check, non_negative, positive, unit_open};
-use crate::registry::{self, parse_args, MlpArgs, Registry, SgdArgs};
+use crate::registry::{self, parse_args, MlpArgs, Registry, RmspropArgs, SgdArgs};
 use crate::trainer::TrainConfig;
 
 impl JobConfig {
@@ -20,6 +20,13 @@ impl JobConfig {
         self.data.validate()?;
         self.check_components(registry::builtins(), false)?;
         validate_train(&self.train)?;
+        if self.schedule.is_some() && self.train.schedule != Schedule::Constant {
+            return Err(Error::config(
+                "schedule",
+                "give the schedule once: in the `schedule` section or (the older form) in \
+                 `train.schedule`, not both",
+            ));
+        }
         self.logging.validate()?;
         if let Some(e) = &self.early_stopping {
             e.validate()?;
@@ -51,6 +58,11 @@ impl JobConfig {
         if let Some(loss) = &mut job.loss {
             if strict || registry.losses.contains(&loss.name) {
                 *loss = registry.losses.resolve(loss)?;
+            }
+        }
+        if let Some(schedule) = &mut job.schedule {
+            if strict || registry.schedules.contains(&schedule.name) {
+                *schedule = registry.schedules.resolve(schedule)?;
             }
         }
         for c in &mut job.callbacks {
@@ -103,16 +115,26 @@ impl JobConfig {
 }
 
 impl JobConfig {
-    /// Model-sized f32 buffers a training step holds: weights and gradients, plus Adam's
-    /// two moments or SGD's momentum buffer (4 for an optimizer of unknown state).
+    /// Model-sized f32 buffers a training step holds: weights and gradients, plus the
+    /// optimizer's buffers (Adam's two moments, SGD's momentum, RMSprop's one to three,
+    /// Adagrad's and Lion's one; 2 for an optimizer of unknown state), plus the sums of
+    /// gradient accumulation.
     fn copies_per_weight(&self) -> f64 {
-        match self.optimizer.name.as_str() {
-            "sgd" => match parse_args::<SgdArgs>("optimizer", "sgd", &self.optimizer.args) {
-                Ok(s) if s.momentum == 0.0 => 2.0,
+        let args = &self.optimizer.args;
+        let buffers = match self.optimizer.name.as_str() {
+            "sgd" => match parse_args::<SgdArgs>("optimizer", "sgd", args) {
+                Ok(s) if s.momentum == 0.0 => 0.0,
+                _ => 1.0,
+            },
+            "rmsprop" => match parse_args::<RmspropArgs>("optimizer", "rmsprop", args) {
+                Ok(r) => 1.0 + f64::from(r.momentum != 0.0) + f64::from(r.centered),
                 _ => 3.0,
             },
-            _ => 4.0,
-        }
+            "adagrad" | "lion" => 1.0,
+            _ => 2.0,
+        };
+        let sums = f64::from(self.train.accumulate_batches > 1);
+        2.0 + buffers + sums
     }
 }
 
@@ -162,13 +184,19 @@ impl LoggingConfig {
     }
 }
 
-/// Checks the loop settings: epochs, checkpoints kept, clipping and the schedule.
+/// Checks the loop settings: epochs, checkpoints kept, clipping, accumulation, the
+/// limits and the schedule.
 fn validate_train(t: &TrainConfig) -> Result<()> {
     at_least_one("train.epochs", t.epochs)?;
     at_least_one("train.keep_last", t.keep_last as u64)?;
     if let Some(c) = t.clip_grad_norm {
         positive("train.clip_grad_norm", c)?;
     }
+    at_least_one("train.accumulate_batches", t.accumulate_batches)?;
+    if let Some(n) = t.max_steps {
+        at_least_one("train.max_steps", n)?;
+    }
+    t.max_time_secs()?;
     match t.schedule {
         Schedule::Constant => Ok(()),
         Schedule::Step { step_size, gamma } => {

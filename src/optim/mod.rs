@@ -4,13 +4,31 @@
 //! never continue it exactly. Ours keep every buffer in plain `Vec<f32>`s keyed by the
 //! variable *name* (`VarMap::all_vars()` order changes from process to process), and
 //! update each parameter in one fused pass over its f32 slice.
+//!
+//! One file per optimizer (`adam.rs`, `sgd.rs`, `rmsprop.rs`, `adagrad.rs`, `lion.rs`);
+//! `accumulate.rs` puts gradient accumulation in front of any of them; `schedule.rs`,
+//! `one_cycle.rs` and `plateau.rs` are the learning-rate schedules.
 
+mod accumulate;
+mod adagrad;
 mod adam;
+mod lion;
+mod one_cycle;
+mod plateau;
+mod rmsprop;
 mod schedule;
 mod sgd;
+#[cfg(test)]
+mod testing;
 
+pub use accumulate::Accumulator;
+pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig, AdamW};
-pub use schedule::Schedule;
+pub use lion::{Lion, LionConfig};
+pub use one_cycle::{Anneal, OneCycle};
+pub use plateau::{PlateauSchedState, ReduceOnPlateau, ThresholdMode};
+pub use rmsprop::{Rmsprop, RmspropConfig};
+pub use schedule::{Exponential, LrSchedule, MultiStep, Schedule};
 pub use sgd::{Sgd, SgdConfig};
 
 use std::cell::RefCell;

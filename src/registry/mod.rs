@@ -1,7 +1,7 @@
 //! Components by name: what a job config's `"name": "cnn"` means.
 //!
 //! A [`Registry`] maps names to factories, one table per kind of component (models,
-//! losses, optimizers, callbacks, ...). Every factory takes its arguments as a typed,
+//! losses, optimizers, schedules, callbacks). Every factory takes its arguments as a typed,
 //! serde-readable struct, so the JSON of a job file is checked by the component's own type
 //! (an unknown or mistyped argument names the component and the argument), and `deeptrain
 //! list` prints every argument with its type, default and doc from the same type's schema.
@@ -27,10 +27,14 @@ use crate::callbacks::Callback;
 use crate::error::{Error, Result};
 use crate::losses::Loss;
 use crate::model::Model;
-use crate::optim::{NamedVar, TrainOptimizer};
+use crate::optim::{LrSchedule, NamedVar, TrainOptimizer};
 use crate::rng::RngStream;
 
-pub use builtins::{AdamArgs, EarlyStoppingArgs, MlpArgs, RecurrentArgs, SgdArgs};
+pub use builtins::{
+    AdagradArgs, AdamArgs, ConstantArgs, CosineArgs, EarlyStoppingArgs, ExponentialArgs, LionArgs,
+    MlpArgs, MultiStepArgs, OneCycleArgs, RecurrentArgs, ReduceOnPlateauArgs, RmspropArgs,
+    SgdArgs, StepArgs,
+};
 pub use component::Component;
 pub use schema::ArgInfo;
 
@@ -67,6 +71,33 @@ pub struct CallbackCtx<'a> {
     pub epochs: u64,
 }
 
+/// What a schedule factory is told besides its arguments: the rate it starts from and
+/// how long the run is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleCtx {
+    /// The optimizer's configured rate (the schedule's base; the trainer sets the
+    /// scheduled rate in the optimizer before every batch).
+    pub base_lr: f64,
+    /// The run's planned number of epochs.
+    pub epochs: u64,
+    /// Optimizer steps per epoch: train batches per epoch over `accumulate_batches`,
+    /// rounded up (time-series windows are not counted: each window steps).
+    pub steps_per_epoch: u64,
+    /// `train.max_steps`, when the run has one.
+    pub max_steps: Option<u64>,
+}
+
+impl ScheduleCtx {
+    /// The optimizer steps the run plans: `epochs * steps_per_epoch`, or `max_steps` when
+    /// fewer (at least 1).
+    pub fn planned_steps(&self) -> u64 {
+        let by_epochs = self.epochs.saturating_mul(self.steps_per_epoch);
+        self.max_steps
+            .map_or(by_epochs, |m| m.min(by_epochs))
+            .max(1)
+    }
+}
+
 /// Builds a model from its JSON arguments.
 pub type ModelFactory =
     dyn Fn(&Map<String, Value>, &mut ModelCtx) -> Result<Box<dyn Model>> + Send + Sync;
@@ -75,6 +106,9 @@ pub type LossFactory = dyn Fn(&Map<String, Value>, &LossCtx) -> Result<Box<dyn L
 /// Builds an optimizer over the trainable variables from its JSON arguments.
 pub type OptimizerFactory =
     dyn Fn(&Map<String, Value>, Vec<NamedVar>) -> Result<Box<dyn TrainOptimizer>> + Send + Sync;
+/// Builds a learning-rate schedule from its JSON arguments.
+pub type ScheduleFactory =
+    dyn Fn(&Map<String, Value>, &ScheduleCtx) -> Result<Box<dyn LrSchedule>> + Send + Sync;
 /// Builds a callback from its JSON arguments.
 pub type CallbackFactory =
     dyn Fn(&Map<String, Value>, &CallbackCtx) -> Result<Box<dyn Callback>> + Send + Sync;
@@ -241,6 +275,8 @@ pub struct Registry {
     pub optimizers: Kind<OptimizerFactory>,
     /// `"callbacks": [{"name": ...}, ...]`.
     pub callbacks: Kind<CallbackFactory>,
+    /// `"schedule": {"name": ...}`.
+    pub schedules: Kind<ScheduleFactory>,
 }
 
 /// The built-in registry, made once: what a job config is checked against when it is
@@ -264,6 +300,7 @@ impl Registry {
             losses: Kind::new("loss"),
             optimizers: Kind::new("optimizer"),
             callbacks: Kind::new("callback"),
+            schedules: Kind::new("schedule"),
         }
     }
 
@@ -346,6 +383,30 @@ impl Registry {
         self
     }
 
+    /// Registers a learning-rate schedule: `build` gets its typed arguments and the run's
+    /// base rate and length.
+    pub fn schedule<A: Args>(
+        &mut self,
+        name: &str,
+        build: impl Fn(A, &ScheduleCtx) -> Result<Box<dyn LrSchedule>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.schedule_checked(name, |_| Ok(()), build)
+    }
+
+    /// [`Registry::schedule`] with `validate` run on the arguments whenever they are read.
+    pub fn schedule_checked<A: Args>(
+        &mut self,
+        name: &str,
+        validate: fn(&A) -> Result<()>,
+        build: impl Fn(A, &ScheduleCtx) -> Result<Box<dyn LrSchedule>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let read = reader(self.schedules.label, name, validate);
+        let r = read.clone();
+        let factory: Arc<ScheduleFactory> = Arc::new(move |map, ctx| build(r(map)?, ctx));
+        self.schedules.insert(name, read, factory);
+        self
+    }
+
     /// Registers a callback a job can list under `callbacks`.
     pub fn callback<A: Args>(
         &mut self,
@@ -397,6 +458,7 @@ impl Registry {
                 r#""optimizer": {"name": ...}"#,
                 &self.optimizers,
             ),
+            of("schedules", r#""schedule": {"name": ...}"#, &self.schedules),
             of(
                 "callbacks",
                 r#""callbacks": [{"name": ...}]"#,

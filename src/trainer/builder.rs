@@ -16,7 +16,7 @@ use crate::interrupt::InterruptHandle;
 use crate::losses::{CrossEntropy, Loss, Mse, Targets};
 use crate::metrics::{higher_is_better, Metric, MetricSet};
 use crate::model::{parameter_count, Model, Task};
-use crate::optim::{named_vars, TrainOptimizer};
+use crate::optim::{named_vars, Accumulator, TrainOptimizer};
 use crate::report::data::flatten_config;
 use crate::rng::{RngStream, StreamId};
 use crate::state::{DataCursor, History, Phase, RngStates, TrainState, WallClock};
@@ -178,6 +178,11 @@ impl TrainerBuilder {
         if self.config.epochs == 0 {
             return Err(Error::config("epochs", "must be at least 1"));
         }
+        if self.config.accumulate_batches == 0 {
+            return Err(Error::config("accumulate_batches", "must be at least 1"));
+        }
+        let max_time_secs = self.config.max_time_secs()?;
+        let accumulate = self.config.accumulate_batches;
         let task = match self.task {
             Some(t) => t,
             None => match train_data.info().num_classes {
@@ -284,8 +289,9 @@ impl TrainerBuilder {
             device: self.device,
             model: self.model,
             model_vars,
-            optimizer: self.optimizer,
+            optimizer: Accumulator::new(self.optimizer, accumulate),
             base_lr,
+            max_time_secs,
             metrics,
             train_data,
             val_data: self.val_data,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::optim::Schedule;
 use crate::state::TrainState;
 
@@ -78,10 +79,26 @@ pub struct TrainConfig {
     /// Metric deciding "best", e.g. `val_loss` (the default) or `val_accuracy`.
     pub key_metric: String,
     /// Learning-rate schedule over optimizer steps (base rate: the optimizer's own;
-    /// default constant).
+    /// default constant). The older form of a job's `schedule` section, which has more
+    /// schedules; a job gives one or the other.
     pub schedule: Schedule,
-    /// Clip the global gradient norm to this value (default: no clipping).
+    /// Clip the global gradient norm to this value (default: no clipping). With
+    /// `accumulate_batches`, the norm of the accumulated mean gradient.
     pub clip_grad_norm: Option<f64>,
+    /// Gradient accumulation: the mean gradient of this many batches makes one optimizer
+    /// update (default 1: every batch). A group left open at an epoch end is applied
+    /// there; an open group's sums are saved in checkpoints, so a stop anywhere resumes
+    /// exactly. `global_step` counts updates.
+    pub accumulate_batches: u64,
+    /// Finish after this many optimizer updates (default: none), even inside an epoch;
+    /// validation then runs once more, as after the last epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u64>,
+    /// Stop once the run has trained this long, over all its sessions (`"90s"`, `"2h"`,
+    /// `"1h 30m"`; default: no limit): `TrainState::time.total_secs`, checked after every
+    /// transition; the run ends stopped by `max_time`, with a checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_time: Option<String>,
     /// Render `report.png` into every checkpoint and into the run directory when a
     /// session ends (default on).
     pub report: bool,
@@ -101,7 +118,35 @@ impl Default for TrainConfig {
             key_metric: "val_loss".into(),
             schedule: Schedule::Constant,
             clip_grad_norm: None,
+            accumulate_batches: 1,
+            max_steps: None,
+            max_time: None,
             report: true,
         }
+    }
+}
+
+impl TrainConfig {
+    /// `max_time` in seconds; an error names the field when it is not a positive
+    /// duration.
+    pub fn max_time_secs(&self) -> Result<Option<f64>> {
+        let Some(text) = &self.max_time else {
+            return Ok(None);
+        };
+        let secs = humantime::parse_duration(text)
+            .map_err(|e| {
+                Error::config(
+                    "train.max_time",
+                    format!("`{text}` is not a duration ({e}); write e.g. \"90s\", \"2h\" or \"1h 30m\""),
+                )
+            })?
+            .as_secs_f64();
+        if secs <= 0.0 {
+            return Err(Error::config(
+                "train.max_time",
+                format!("`{text}` is not a duration > 0"),
+            ));
+        }
+        Ok(Some(secs))
     }
 }

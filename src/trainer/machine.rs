@@ -16,8 +16,13 @@
 //!                                             Done
 //! ```
 //! Between two transitions the whole run is described by `TrainState`, the model's
-//! variables and the optimizer's buffers: that is what a checkpoint holds, and a stop
-//! is checked for (and honoured) only there, so a stop anywhere resumes exactly.
+//! variables and the optimizer's buffers (with the sums of an open gradient-accumulation
+//! group): that is what a checkpoint holds, and a stop is checked for (and honoured) only
+//! there, so a stop anywhere resumes exactly.
+//!
+//! Two limits end a run early: `max_steps` (checked after every train batch: the run
+//! validates once more, as after its last epoch, and finishes) and `max_time` (checked
+//! after every transition, like a stop request: the run ends stopped by `max_time`).
 
 use std::time::Instant;
 
@@ -30,7 +35,7 @@ use crate::data_loaders::SetRef;
 use crate::error::{Error, Result};
 use crate::metrics::{Direction, MetricSet};
 use crate::model::{ForwardCtx, Task};
-use crate::optim::{clip_scale, grad_sq_norms};
+use crate::optim::grad_sq_norms;
 use crate::state::{AfterValidation, Best, DoneReason, Phase, SetKind, StopRequest};
 
 impl Trainer {
@@ -96,7 +101,12 @@ impl Trainer {
             if let Some(lr) = self.control.learning_rate {
                 self.state.learning_rate_override = Some(lr);
             }
-            if let Some(stop) = self.control.stop.take() {
+            if let Some(stop) = self
+                .control
+                .stop
+                .take()
+                .or_else(|| self.time_limit_reached())
+            {
                 self.state.phase = Phase::Done {
                     reason: DoneReason::Stopped(stop),
                 };
@@ -125,6 +135,9 @@ impl Trainer {
                 Ok(())
             }
             Phase::Train if self.state.train_data.current().is_none() => self.end_epoch(),
+            // Only mid-set (between the windows of a set) or with a lowered `max_steps`:
+            // a batch that reaches it ends the run itself.
+            Phase::Train if self.steps_exhausted() => self.finish_early(),
             Phase::Train => self.train_iteration(),
             Phase::Validate { then } if self.state.val_data.current().is_none() => {
                 self.end_validation(then)
@@ -136,6 +149,7 @@ impl Trainer {
 
     fn train_iteration(&mut self) -> Result<()> {
         let started = Instant::now();
+        let steps_before = self.state.global_step;
         // Windows (stateful time series): a set may be cut into several windows, one per
         // iteration. It stays first in `sets_to_process` until its last window is fit;
         // only then does it count as a batch. A set skipped at `TrainIterBegin` is
@@ -198,9 +212,13 @@ impl Trainer {
                 self.fire(Stage::BeforeStep);
                 if !self.control.skip_batch {
                     if let Some(grads) = &self.grads {
-                        let scale = clip_scale(global, self.config.clip_grad_norm);
-                        self.optimizer.step_scaled(grads, scale)?;
-                        self.state.global_step += 1;
+                        // With `accumulate_batches` N, every Nth batch makes the update.
+                        if self
+                            .optimizer
+                            .fit(grads, global, self.config.clip_grad_norm)?
+                        {
+                            self.state.global_step += 1;
+                        }
                     }
                 }
                 self.state.learning_rate = lr;
@@ -214,7 +232,7 @@ impl Trainer {
         if !row.is_empty() {
             self.state.window_rows.push(row);
         }
-        let stepped = !self.state.window_rows.is_empty();
+        let stepped = self.state.global_step > steps_before;
         if !last_window {
             // More windows of this set follow: the carried state is kept, the set is not
             // done. Validation and batch-based checkpoints wait for the set's end.
@@ -224,7 +242,7 @@ impl Trainer {
             self.fire(Stage::TrainIterEnd);
             self.grads = None;
             let every = self.config.checkpoint_every;
-            if matches!(every, super::Every::Steps(_)) && every.due(&self.state) {
+            if stepped && matches!(every, super::Every::Steps(_)) && every.due(&self.state) {
                 self.control.checkpoint = true;
             }
             return Ok(());
@@ -253,28 +271,78 @@ impl Trainer {
         self.fire(Stage::TrainBatchEnd);
         self.fire(Stage::TrainIterEnd);
         self.grads = None;
-        // Step-based validation counts only batches that made a step (a skipped batch
-        // leaves `global_step` where it was).
+        // Step-based validation counts only batches that made a step (a skipped batch,
+        // or one accumulated toward a later update, leaves `global_step` where it was).
         let validate = self.config.validate_every;
         let due = !validate.counts_epochs()
             && validate.due(&self.state)
             && (stepped || !matches!(validate, super::Every::Steps(_)));
-        // A validation due exactly at an epoch end waits for the end-of-epoch check.
-        if due && self.state.train_data.current().is_some() {
+        // A validation due exactly at an epoch end waits for the end-of-epoch check, and
+        // so does `max_steps` reached there.
+        let mid_epoch = self.state.train_data.current().is_some();
+        if mid_epoch && self.steps_exhausted() {
+            self.finish_early()?;
+        } else if due && mid_epoch {
             self.start_validation(AfterValidation::Train)?;
         }
         let every = self.config.checkpoint_every;
-        if !every.counts_epochs() && every.due(&self.state) {
+        let counts = !matches!(every, super::Every::Steps(_)) || stepped;
+        if !every.counts_epochs() && counts && every.due(&self.state) {
             self.control.checkpoint = true;
         }
         Ok(())
     }
 
+    /// Whether `max_steps` optimizer updates have been made.
+    fn steps_exhausted(&self) -> bool {
+        self.config
+            .max_steps
+            .is_some_and(|max| self.state.global_step >= max)
+    }
+
+    /// `max_steps` reached inside an epoch: the run validates once more where validation
+    /// is on (as after its last epoch), then finishes.
+    fn finish_early(&mut self) -> Result<()> {
+        if self.config.validate_every.is_on() && self.val_data.is_some() {
+            return self.start_validation(AfterValidation::Finish);
+        }
+        self.state.phase = Phase::Done {
+            reason: DoneReason::Finished,
+        };
+        Ok(())
+    }
+
+    /// A stop by `max_time` once the run's wall-clock total (over all its sessions)
+    /// reaches it; `None` before, and for a run already done.
+    fn time_limit_reached(&self) -> Option<StopRequest> {
+        let limit = self.max_time_secs?;
+        let spent = self.state.time.total_secs;
+        (spent >= limit && !self.state.is_done()).then(|| {
+            StopRequest::new(
+                "max_time",
+                format!(
+                    "the run has trained {spent:.1} s, its max_time is {} ({limit} s)",
+                    self.config.max_time.as_deref().unwrap_or_default()
+                ),
+            )
+        })
+    }
+
     fn end_epoch(&mut self) -> Result<()> {
+        // A gradient-accumulation group still open is applied at the epoch's end, at the
+        // rate of the step it makes.
+        let mut flushed = false;
+        if self.optimizer.pending() > 0 {
+            let lr = self.current_learning_rate();
+            self.optimizer.set_learning_rate(lr);
+            flushed = self.optimizer.flush(self.config.clip_grad_norm)?;
+            self.state.global_step += u64::from(flushed);
+            self.state.learning_rate = lr;
+        }
         self.state.epoch += 1;
         self.state.epoch_ends.push(self.state.batches_fit);
         self.fire(Stage::TrainEpochEnd);
-        let last = self.state.epoch >= self.config.epochs;
+        let last = self.state.epoch >= self.config.epochs || self.steps_exhausted();
         let then = if last {
             AfterValidation::Finish
         } else {
@@ -295,7 +363,8 @@ impl Trainer {
             };
         }
         let every = self.config.checkpoint_every;
-        if every.counts_epochs() && every.due(&self.state) {
+        let counts = every.counts_epochs() || (flushed && matches!(every, super::Every::Steps(_)));
+        if counts && every.due(&self.state) {
             self.control.checkpoint = true;
         }
         Ok(())

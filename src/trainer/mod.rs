@@ -21,7 +21,7 @@ use crate::interrupt::InterruptHandle;
 use crate::losses::Loss;
 use crate::metrics::MetricSet;
 use crate::model::{parameter_count, ForwardCtx, Model, Task};
-use crate::optim::{grad_sq_norms, NamedVar, TrainOptimizer};
+use crate::optim::{grad_sq_norms, Accumulator, NamedVar, TrainOptimizer};
 use crate::rng::RngStream;
 use crate::state::{AfterValidation, DoneReason, Phase, StopRequest, TrainState};
 
@@ -73,9 +73,13 @@ pub struct Trainer {
     model: Box<dyn Model>,
     /// Every variable of the model by name, frozen ones included: what checkpoints save.
     model_vars: Vec<NamedVar>,
-    optimizer: Box<dyn TrainOptimizer>,
+    /// The optimizer, behind the gradient accumulation (`accumulate_batches`; with 1, a
+    /// pass-through).
+    optimizer: Accumulator,
     /// The optimizer's rate before any schedule; schedules scale from it.
     base_lr: f64,
+    /// `config.max_time` in seconds, read once when the trainer is built.
+    max_time_secs: Option<f64>,
     /// Empty metric set cloned for every batch and validation.
     metrics: MetricSet,
     train_data: Box<dyn DataLoader>,
@@ -228,9 +232,28 @@ impl Trainer {
         self.model.as_ref()
     }
 
-    /// The optimizer updating it.
+    /// The optimizer updating it (the gradient accumulation in front of it aside).
     pub fn optimizer(&self) -> &dyn TrainOptimizer {
-        self.optimizer.as_ref()
+        self.optimizer.inner()
+    }
+
+    /// Batches summed toward the next optimizer update and not applied yet (always 0
+    /// unless `accumulate_batches` is above 1).
+    pub fn pending_accumulation(&self) -> u64 {
+        self.optimizer.pending()
+    }
+
+    /// The optimizer's configured rate: what schedules start from.
+    pub fn base_learning_rate(&self) -> f64 {
+        self.base_lr
+    }
+
+    /// Train batches (sets) in the next epoch, as its plan would give them, without
+    /// planning it (the plan is made on a copy of the loader's state).
+    pub fn batches_per_epoch(&self) -> Result<u64> {
+        let mut loader = self.state.train_data.loader.clone();
+        let epoch = self.state.train_data.epoch + 1;
+        Ok(self.train_data.plan_epoch(epoch, &mut loader)?.len() as u64)
     }
 
     /// The job config (JSON) this run was built from, if it was built from one.

@@ -21,5 +21,6 @@ mod resume;
 mod runs;
 mod support;
 mod tensorboard;
+mod training_options;
 mod use_model;
 mod zoo;

@@ -280,7 +280,22 @@ fn list_shows_every_kind_with_arguments_and_defaults() {
             "mse"
         ]
     );
-    assert_eq!(names("optimizers"), ["adam", "adamw", "sgd"]);
+    assert_eq!(
+        names("optimizers"),
+        ["adagrad", "adam", "adamw", "lion", "rmsprop", "sgd"]
+    );
+    assert_eq!(
+        names("schedules"),
+        [
+            "constant",
+            "cosine",
+            "exponential",
+            "multi_step",
+            "one_cycle",
+            "reduce_on_plateau",
+            "step"
+        ]
+    );
     assert_eq!(names("callbacks"), ["early_stopping"]);
     let text = run_program(Path::new(BIN), &cwd, &["list", "model"]).stdout;
     assert!(
