@@ -336,12 +336,14 @@ impl JobConfig {
 
     fn parse(text: &str, origin: &Path, registry: &Registry, strict: bool) -> Result<Self> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let job: JobConfig =
+        let mut job: JobConfig =
             serde_path_to_error::deserialize(&mut de).map_err(|e| config_error(origin, e))?;
         de.end().map_err(|source| Error::ConfigJson {
             path: origin.to_path_buf(),
             source,
         })?;
+        // The one source with a scale of its own says it, so the recorded config does.
+        job.data.scale = Some(job.data.input_scale());
         // Built-in components are read by their types now (defaults filled in); a user's
         // are read when the job is built with the user's registry.
         job.resolve_components(registry, strict)

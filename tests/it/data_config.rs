@@ -53,7 +53,7 @@ fn any_source_splits_off_validation_data_and_nothing_is_scaled_unless_asked() {
     let job = job(&json, &run);
     assert_eq!(job.data.val_fraction, 0.2);
     // Stored 0-255 values reach the model as they are: no 1/16 from the digits job.
-    assert_eq!(job.data.scale, None);
+    assert_eq!(job.data.scale, Some(1.0));
     assert_eq!(job.data.input_scale(), 1.0);
     let mut trainer = job.build_trainer().unwrap();
     assert_eq!(trainer.fit().unwrap(), Outcome::Finished);
