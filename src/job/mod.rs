@@ -163,6 +163,14 @@ pub struct DataConfig {
     pub drop_last: bool,
     /// Inputs are multiplied by this (digits pixels are 0-16).
     pub scale: f32,
+    /// Transforms by name with their arguments, applied in this order to every batch
+    /// after `scale` (`[{"name": "random_crop", "padding": 1}, {"name": "random_flip"}]`;
+    /// see `deeptrain list transforms`). Random ones (crop, flip, noise) draw on train
+    /// batches only, from the run's seeded augmentation stream; deterministic ones
+    /// (`scale`, `normalize`, `label_map`) also act on validation, evaluation and
+    /// prediction. The model is sized for the batches they make.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<Component>,
 }
 
 impl Default for DataConfig {
@@ -178,6 +186,7 @@ impl Default for DataConfig {
             shuffle: true,
             drop_last: false,
             scale: 1.0 / 16.0,
+            transforms: Vec::new(),
         }
     }
 }

@@ -154,6 +154,7 @@ impl Trainer {
             let batch = self
                 .train_data
                 .load(&self.state.train_data.loader, at, &self.device)?;
+            let batch = self.transformed(batch, true)?;
             last_window = batch.is_last_window();
             let lr = self.current_learning_rate();
             self.optimizer.set_learning_rate(lr);
@@ -326,6 +327,7 @@ impl Trainer {
             epoch: cursor.epoch,
         };
         let batch = val.load(&cursor.loader, at, &self.device)?;
+        let batch = self.transformed(batch, false)?;
         self.state.set_name = name;
         self.state.set_kind = Some(SetKind::Val);
         let mut ctx = ForwardCtx {

@@ -19,5 +19,6 @@ mod resume;
 mod runs;
 mod support;
 mod tensorboard;
+mod transforms;
 mod use_model;
 mod zoo;
