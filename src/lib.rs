@@ -21,6 +21,7 @@ pub mod report;
 pub mod rng;
 pub mod state;
 pub mod trainer;
+pub mod transforms;
 
 #[path = "../callbacks/mod.rs"]
 pub mod callbacks;

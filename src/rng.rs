@@ -1,7 +1,7 @@
 //! Seeded random streams whose exact position is part of the train state.
 //!
 //! candle's CPU RNG cannot be seeded, so every random number deeptrain uses (weight
-//! init, dropout masks, shuffling) comes from one of these. Each stream is ChaCha8 on
+//! init, dropout masks, shuffling, augmentation) comes from one of these. Each stream is ChaCha8 on
 //! its own stream id, so consuming more dropout numbers never shifts the shuffle order.
 //! Saving `word_pos` and restoring it lands a resumed run on the very next number.
 
@@ -20,6 +20,8 @@ pub enum StreamId {
     TrainShuffle = 3,
     /// Shuffling of the validation sets (stream 4).
     ValShuffle = 4,
+    /// Random transforms of train batches: crops, flips, noise (stream 5).
+    Augment = 5,
 }
 
 /// A serializable snapshot of a stream: seed, stream id and position.
@@ -104,6 +106,22 @@ impl RngStream {
             let j = self.below(i as u64 + 1) as usize;
             items.swap(i, j);
         }
+    }
+}
+
+/// So that `rand`'s distributions (`rand_distr`) can draw from a stream; the position
+/// moves exactly as by the methods above.
+impl RngCore for RngStream {
+    fn next_u32(&mut self) -> u32 {
+        self.rng.next_u32()
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        self.rng.fill_bytes(dst)
     }
 }
 

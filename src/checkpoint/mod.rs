@@ -36,7 +36,9 @@ pub use meta::{CheckpointMeta, FileDigest, RunInfo, SaveReason};
 /// 3: the SHA-256 covers magic, version and length too, not only the payload, so a
 ///    damaged version byte reads as damage (the payload is the same as version 2's,
 ///    and version 2 files are still read).
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: the train state holds the augmentation stream (`rng.augment`); files of versions 2
+///    and 3 are still read, with that stream at its start.
+pub const FORMAT_VERSION: u32 = 4;
 /// The last version whose checksum covers the payload only.
 const LEGACY_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"DTCKPT\0\0";
@@ -188,7 +190,7 @@ pub fn decode_state(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
         }));
     }
     let readable = if covered {
-        version == FORMAT_VERSION
+        (LEGACY_VERSION + 1..=FORMAT_VERSION).contains(&version)
     } else {
         version == LEGACY_VERSION
     };
@@ -205,8 +207,10 @@ pub fn decode_state(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
             payload.len()
         )));
     }
-    let (meta, _) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
-        .map_err(|e| corrupt(format!("state does not decode: {e}")))?;
+    let (meta, _) = crate::state::format::with_format(version, || {
+        bincode::serde::decode_from_slice(payload, bincode::config::standard())
+    })
+    .map_err(|e| corrupt(format!("state does not decode: {e}")))?;
     Ok(meta)
 }
 

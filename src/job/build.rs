@@ -44,9 +44,10 @@ impl JobConfig {
         self.new_model(registry, &info, &mut init, &device)
     }
 
-    /// The model, sized by the data (`info`: what the train data looks like), with
-    /// weights drawn from `init`: the one place a job's model is made, for training,
-    /// prediction, evaluation and export alike.
+    /// The model, sized by the data (`info`: what the train data looks like, as loaded;
+    /// the model takes the batches `data.transforms` make of it), with weights drawn from
+    /// `init`: the one place a job's model is made, for training, prediction, evaluation
+    /// and export alike.
     pub(crate) fn new_model(
         &self,
         registry: &Registry,
@@ -54,6 +55,7 @@ impl JobConfig {
         init: &mut RngStream,
         device: &candle_core::Device,
     ) -> Result<Box<dyn Model>> {
+        let (_, info) = &self.new_transforms(registry, info)?;
         let entry = registry.models.get(&self.model.name)?;
         let mut ctx = ModelCtx {
             sample_shape: &info.sample_shape,
@@ -87,18 +89,17 @@ impl JobConfig {
         }
     }
 
-    /// The job's loss for data like `info`: the `loss` section, else the task's default
-    /// (cross-entropy for class ids, mean squared error for values).
+    /// The job's loss for data like `info` (as loaded; the loss takes the labels
+    /// `data.transforms` make): the `loss` section, else the task's default (cross-entropy
+    /// for class ids, mean squared error for values).
     pub(crate) fn new_loss(
         &self,
         registry: &Registry,
         info: &crate::data_loaders::DataInfo,
     ) -> Result<Box<dyn Loss>> {
+        let (_, info) = &self.new_transforms(registry, info)?;
         let Some(loss) = &self.loss else {
-            return Ok(default_loss(match info.num_classes {
-                Some(num_classes) => Task::Classification { num_classes },
-                None => Task::Regression,
-            }));
+            return Ok(default_loss(task_of(info)));
         };
         let counts: Option<Vec<u64>> = info
             .class_counts
@@ -154,6 +155,7 @@ impl JobConfig {
         let optimizer =
             (registry.optimizers.get(&self.optimizer.name)?.factory())(&self.optimizer.args, vars)?;
         let loss = self.new_loss(registry, &info)?;
+        let (transforms, batches) = self.new_transforms(registry, &info)?;
         let mut builder = Trainer::builder_boxed(model, optimizer)
             .boxed_data(train, val)
             .config(self.train.clone())
@@ -169,6 +171,10 @@ impl JobConfig {
             );
         if let Some(n) = self.data.val_batch_size {
             builder = builder.val_batch_size(n);
+        }
+        if !transforms.is_empty() {
+            // The labels as the transforms make them (a `label_map` changes the classes).
+            builder = builder.task(task_of(&batches)).transforms(transforms);
         }
         let mut trainer = builder.build()?;
         self.add_callbacks(registry, &mut trainer)?;
@@ -218,5 +224,14 @@ impl JobConfig {
             trainer.add_boxed_callback(cb)?;
         }
         Ok(())
+    }
+}
+
+/// What a model's outputs mean for data like `info`: classes when its labels are class
+/// ids, else values.
+pub(crate) fn task_of(info: &crate::data_loaders::DataInfo) -> Task {
+    match info.num_classes {
+        Some(num_classes) => Task::Classification { num_classes },
+        None => Task::Regression,
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
+use super::validate::at_transform;
 use super::JobConfig;
 use crate::data_loaders::array::{fmt_shape, DType as ArrayDType};
 use crate::data_loaders::csv_file::{parse_csv, read_csv, CsvOptions, LabelColumn};
@@ -12,7 +13,9 @@ use crate::data_loaders::{
     AutoData, DataInfo, DataLoader, InMemoryData, LoaderState, SetRef, Targets, TimeseriesWindows,
 };
 use crate::error::{Error, Result};
+use crate::registry::{Registry, TransformCtx};
 use crate::rng::{RngStream, StreamId};
+use crate::transforms::{BatchSpec, Transforms};
 
 /// The UCI optical digits set (1797 x 64 pixels 0-16, label last), embedded in the binary.
 pub const DIGITS_CSV_GZ: &[u8] =
@@ -222,6 +225,42 @@ fn read_all(data: &AutoData, source: &str) -> Result<InMemoryData> {
             sample_shape,
             targets: Targets::Values(values),
         }),
+    }
+}
+
+impl JobConfig {
+    /// The job's `data.transforms`, each built in order for the batches the ones before it
+    /// make, starting from the train data `info` describes; and `info` as it is after them
+    /// (sample shape, classes, class counts): what the model and loss are sized for. An
+    /// error names the transform by its place (`data.transforms[1]`).
+    pub(crate) fn new_transforms(
+        &self,
+        registry: &Registry,
+        info: &DataInfo,
+    ) -> Result<(Transforms, DataInfo)> {
+        let mut spec = BatchSpec {
+            sample_shape: info.sample_shape.clone(),
+            num_classes: info.num_classes,
+            class_counts: info.class_counts.clone(),
+        };
+        let mut chain = Transforms::default();
+        for (i, c) in self.data.transforms.iter().enumerate() {
+            let built = registry.transforms.get(&c.name).and_then(|entry| {
+                let t = (entry.factory())(&c.args, &TransformCtx { input: &spec })?;
+                let out = t.output(&spec)?;
+                Ok((t, out))
+            });
+            let (t, out) = built.map_err(|e| at_transform(i, e))?;
+            chain.push(t);
+            spec = out;
+        }
+        let out = DataInfo {
+            sample_shape: spec.sample_shape,
+            num_classes: spec.num_classes,
+            class_counts: spec.class_counts,
+            ..info.clone()
+        };
+        Ok((chain, out))
     }
 }
 

@@ -116,8 +116,16 @@ impl Predictor {
             let mut window = 0;
             loop {
                 let b = loader.load(&state, SetRef::new(name).window(window), self.device())?;
-                let output = self.forward_scaled(&b.x)?;
-                let loss = loss_fn.forward(&output, &b.y, None)?;
+                let (x, y) = match self.transform(b.x.clone(), Some(b.y.clone()))? {
+                    (x, Some(y)) => (x, y),
+                    (_, None) => {
+                        return Err(Error::Data(format!(
+                            "{label}: a transform dropped the labels"
+                        )))
+                    }
+                };
+                let output = self.forward_scaled(&x)?;
+                let loss = loss_fn.forward(&output, &y, None)?;
                 let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 update(
                     &mut metrics,
@@ -125,7 +133,7 @@ impl Predictor {
                     task,
                     loss,
                     &output,
-                    &b.y,
+                    &y,
                     &label,
                 )?;
                 if b.is_last_window() {

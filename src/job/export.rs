@@ -34,6 +34,13 @@ pub struct ModelCard {
     pub input_shape: Vec<usize>,
     /// Inputs are multiplied by this before the model sees them (the job's `data.scale`).
     pub input_scale: f32,
+    /// Then these transforms are applied, in order (the job's `data.transforms`, each
+    /// with every argument): deterministic ones (`scale`, `normalize`, `label_map`) as in
+    /// training; random ones as outside training, `random_crop` cutting the centre crop
+    /// and `random_flip` and `gaussian_noise` doing nothing. With a `label_map`, classes
+    /// are the mapped ids. Empty: none.
+    #[serde(default)]
+    pub transforms: Vec<Component>,
     /// Number of classes (classifiers).
     pub num_classes: Option<usize>,
     /// Class names, where the data gave any (else `null`: classes are their indices).
@@ -92,6 +99,7 @@ impl Predictor {
             parameters: meta.run.parameters,
             input_shape: self.data_info().sample_shape.clone(),
             input_scale: self.job().data.input_scale(),
+            transforms: self.job().data.transforms.clone(),
             num_classes,
             class_names: self.job().data.class_names.clone(),
             tensors,

@@ -191,6 +191,14 @@ pub struct DataConfig {
     /// window to the next of the same sequences; per-step labels follow the windows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub windows: Option<WindowsConfig>,
+    /// Transforms by name with their arguments, applied in this order to every batch
+    /// after `scale` (`[{"name": "random_crop", "padding": 1}, {"name": "random_flip"}]`;
+    /// see `deeptrain list transforms`). Random ones (crop, flip, noise) draw on train
+    /// batches only, from the run's seeded augmentation stream; deterministic ones
+    /// (`scale`, `normalize`, `label_map`) also act on validation, evaluation and
+    /// prediction. The model is sized for the batches they make.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<Component>,
 }
 
 /// `data.windows`: time windows over sequences.
@@ -244,6 +252,7 @@ impl Default for DataConfig {
             labels: None,
             val_labels: None,
             windows: None,
+            transforms: Vec::new(),
         }
     }
 }

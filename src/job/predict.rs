@@ -21,6 +21,7 @@ use crate::model::{ForwardCtx, Model, Task};
 use crate::optim::named_vars;
 use crate::registry::{self, Registry};
 use crate::rng::{RngStream, StreamId};
+use crate::transforms::{ApplyCtx, Transforms};
 
 /// Which checkpoint of a run to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,12 +39,16 @@ pub enum CheckpointChoice {
 /// the checkpoint's weights, always in eval mode (no dropout).
 ///
 /// Inputs are raw data, as the training data was stored: the job's `data.scale` is
-/// applied here as the job's loaders apply it.
+/// applied here as the job's loaders apply it, then its `data.transforms` as on
+/// validation batches (deterministic ones as in training; random ones do their
+/// deterministic counterpart: `random_crop` the centre crop, flips and noise nothing).
 pub struct Predictor {
     job: JobConfig,
     dir: PathBuf,
     meta: CheckpointMeta,
     info: DataInfo,
+    /// The job's `data.transforms`, applied in eval mode.
+    transforms: Transforms,
     task: Task,
     device: Device,
     /// The run's loss (what `evaluate` reports as `loss`).
@@ -131,10 +136,9 @@ impl Predictor {
         let device = job.device.open()?;
         // The model is sized from the train data, as when it was built for training.
         let info = job.loaders()?.info;
-        let task = match info.num_classes {
-            Some(num_classes) => Task::Classification { num_classes },
-            None => Task::Regression,
-        };
+        // The model's outputs are for the labels the transforms make.
+        let (transforms, batches) = job.new_transforms(registry, &info)?;
+        let task = super::build::task_of(&batches);
         let mut init = RngStream::new(job.train.seed, StreamId::Init);
         let mut model = job.new_model(registry, &info, &mut init, &device)?;
         let loss = job.new_loss(registry, &info)?;
@@ -149,6 +153,7 @@ impl Predictor {
             dir: ckpt.dir,
             meta: ckpt.meta,
             info,
+            transforms,
             task,
             device,
             loss,
@@ -214,8 +219,31 @@ impl Predictor {
         Ok((x.to_dtype(DType::F32)? * scale)?)
     }
 
-    /// The model's raw outputs (logits for a classifier) for inputs already scaled, in
-    /// eval mode.
+    /// The job's `data.transforms`, in the order they are applied.
+    pub fn transforms(&self) -> &Transforms {
+        &self.transforms
+    }
+
+    /// Inputs already scaled, and their labels if any, as the model sees them: the job's
+    /// transforms applied as on validation batches (nothing is drawn).
+    pub(crate) fn transform(
+        &self,
+        x: Tensor,
+        y: Option<Tensor>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        if self.transforms.is_empty() {
+            return Ok((x, y));
+        }
+        let mut rng = RngStream::new(self.job.train.seed, StreamId::Augment);
+        let mut ctx = ApplyCtx {
+            train: false,
+            rng: &mut rng,
+        };
+        self.transforms.apply(x, y, &mut ctx)
+    }
+
+    /// The model's raw outputs (logits for a classifier) for inputs already scaled and
+    /// transformed, in eval mode.
     pub(crate) fn forward_scaled(&self, x: &Tensor) -> Result<Tensor> {
         let mut slot = self.lock();
         let ModelSlot { model, rng } = &mut *slot;
@@ -230,7 +258,8 @@ impl Predictor {
 
     /// The model's raw outputs (logits for a classifier) for raw inputs.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_scaled(&self.scale_input(x)?)
+        let (x, _) = self.transform(self.scale_input(x)?, None)?;
+        self.forward_scaled(&x)
     }
 
     /// Outputs for a batch of raw inputs (samples on the first axis, each shaped like a

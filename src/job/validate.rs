@@ -70,6 +70,14 @@ impl JobConfig {
                 *c = registry.callbacks.resolve(c)?;
             }
         }
+        for (i, t) in job.data.transforms.iter_mut().enumerate() {
+            if strict || registry.transforms.contains(&t.name) {
+                *t = registry
+                    .transforms
+                    .resolve(t)
+                    .map_err(|e| at_transform(i, e))?;
+            }
+        }
         Ok(job)
     }
 
@@ -111,6 +119,18 @@ impl JobConfig {
                 available as f64 / GIB
             ),
         ))
+    }
+}
+
+/// An error of transform `i` of `data.transforms` (the registry's and the transforms'
+/// own say `transform`) as the job file spells the place: `data.transforms[1]`.
+pub(super) fn at_transform(i: usize, e: Error) -> Error {
+    match e {
+        Error::Config { field, reason } if field.starts_with("transform") => Error::Config {
+            field: field.replacen("transform", &format!("data.transforms[{i}]"), 1),
+            reason,
+        },
+        other => other,
     }
 }
 

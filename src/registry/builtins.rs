@@ -26,6 +26,10 @@ use crate::optim::{
     Schedule, Sgd, SgdConfig, ThresholdMode, TrainOptimizer,
 };
 use crate::range::{at_least_one, check, non_negative, positive, unit_open};
+use crate::transforms::{
+    GaussianNoise, GaussianNoiseArgs, LabelMap, LabelMapArgs, Normalize, NormalizeArgs, RandomCrop,
+    RandomCropArgs, RandomFlip, RandomFlipArgs, Scale, ScaleArgs, Transform,
+};
 
 /// Registers every built-in component in `r`.
 pub(super) fn register(r: &mut Registry) {
@@ -104,6 +108,48 @@ pub(super) fn register(r: &mut Registry) {
         "early_stopping",
         EarlyStoppingArgs::validate,
         |a: EarlyStoppingArgs, _| Ok(Box::new(a.callback())),
+    );
+    register_transforms(r);
+}
+
+/// The built-in transforms (see [`crate::transforms`]).
+fn register_transforms(r: &mut Registry) {
+    r.transform_checked("scale", ScaleArgs::validate, |a: ScaleArgs, _| {
+        Ok(Box::new(Scale::new(a)?) as Box<dyn Transform>)
+    });
+    r.transform_checked(
+        "normalize",
+        NormalizeArgs::validate,
+        |a: NormalizeArgs, _| Ok(Box::new(Normalize::new(a)?) as Box<dyn Transform>),
+    );
+    r.transform_checked(
+        "random_crop",
+        RandomCropArgs::validate,
+        |a: RandomCropArgs, ctx| {
+            let t = RandomCrop::new(a, &ctx.input.sample_shape)?;
+            Ok(Box::new(t) as Box<dyn Transform>)
+        },
+    );
+    r.transform_checked(
+        "random_flip",
+        RandomFlipArgs::validate,
+        |a: RandomFlipArgs, ctx| {
+            let t = RandomFlip::new(a, &ctx.input.sample_shape)?;
+            Ok(Box::new(t) as Box<dyn Transform>)
+        },
+    );
+    r.transform_checked(
+        "gaussian_noise",
+        GaussianNoiseArgs::validate,
+        |a: GaussianNoiseArgs, _| Ok(Box::new(GaussianNoise::new(a)?) as Box<dyn Transform>),
+    );
+    r.transform_checked(
+        "label_map",
+        LabelMapArgs::validate,
+        |a: LabelMapArgs, ctx| {
+            let t = LabelMap::new(a, ctx.input.num_classes)?;
+            Ok(Box::new(t) as Box<dyn Transform>)
+        },
     );
 }
 

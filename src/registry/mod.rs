@@ -1,7 +1,7 @@
 //! Components by name: what a job config's `"name": "cnn"` means.
 //!
 //! A [`Registry`] maps names to factories, one table per kind of component (models,
-//! losses, optimizers, schedules, callbacks). Every factory takes its arguments as a typed,
+//! losses, optimizers, schedules, callbacks, transforms). Every factory takes its arguments as a typed,
 //! serde-readable struct, so the JSON of a job file is checked by the component's own type
 //! (an unknown or mistyped argument names the component and the argument), and `deeptrain
 //! list` prints every argument with its type, default and doc from the same type's schema.
@@ -29,11 +29,12 @@ use crate::losses::Loss;
 use crate::model::Model;
 use crate::optim::{LrSchedule, NamedVar, TrainOptimizer};
 use crate::rng::RngStream;
+use crate::transforms::{BatchSpec, Transform};
 
 pub use builtins::{
     AdagradArgs, AdamArgs, ConstantArgs, CosineArgs, EarlyStoppingArgs, ExponentialArgs, LionArgs,
-    MlpArgs, MultiStepArgs, OneCycleArgs, RecurrentArgs, ReduceOnPlateauArgs, RmspropArgs,
-    SgdArgs, StepArgs,
+    MlpArgs, MultiStepArgs, OneCycleArgs, RecurrentArgs, ReduceOnPlateauArgs, RmspropArgs, SgdArgs,
+    StepArgs,
 };
 pub use component::Component;
 pub use schema::ArgInfo;
@@ -98,6 +99,13 @@ impl ScheduleCtx {
     }
 }
 
+/// What a transform factory is told besides its arguments.
+pub struct TransformCtx<'a> {
+    /// What the batches look like where the transform sits in the chain: after the
+    /// transforms before it (sample shape, classes, class counts).
+    pub input: &'a BatchSpec,
+}
+
 /// Builds a model from its JSON arguments.
 pub type ModelFactory =
     dyn Fn(&Map<String, Value>, &mut ModelCtx) -> Result<Box<dyn Model>> + Send + Sync;
@@ -112,6 +120,10 @@ pub type ScheduleFactory =
 /// Builds a callback from its JSON arguments.
 pub type CallbackFactory =
     dyn Fn(&Map<String, Value>, &CallbackCtx) -> Result<Box<dyn Callback>> + Send + Sync;
+
+/// Builds a transform of batches from its JSON arguments.
+pub type TransformFactory =
+    dyn Fn(&Map<String, Value>, &TransformCtx) -> Result<Box<dyn Transform>> + Send + Sync;
 
 /// Reads a component's arguments and writes them back with every default filled in.
 type Resolver = dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>> + Send + Sync;
@@ -277,6 +289,8 @@ pub struct Registry {
     pub callbacks: Kind<CallbackFactory>,
     /// `"schedule": {"name": ...}`.
     pub schedules: Kind<ScheduleFactory>,
+    /// `"data": {"transforms": [{"name": ...}, ...]}`.
+    pub transforms: Kind<TransformFactory>,
 }
 
 /// The built-in registry, made once: what a job config is checked against when it is
@@ -301,6 +315,7 @@ impl Registry {
             optimizers: Kind::new("optimizer"),
             callbacks: Kind::new("callback"),
             schedules: Kind::new("schedule"),
+            transforms: Kind::new("transform"),
         }
     }
 
@@ -430,6 +445,30 @@ impl Registry {
         self
     }
 
+    /// Registers a transform a job can list under `data.transforms`: `build` gets its
+    /// typed arguments and what the batches look like before it.
+    pub fn transform<A: Args>(
+        &mut self,
+        name: &str,
+        build: impl Fn(A, &TransformCtx) -> Result<Box<dyn Transform>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.transform_checked(name, |_| Ok(()), build)
+    }
+
+    /// [`Registry::transform`] with `validate` run on the arguments whenever they are read.
+    pub fn transform_checked<A: Args>(
+        &mut self,
+        name: &str,
+        validate: fn(&A) -> Result<()>,
+        build: impl Fn(A, &TransformCtx) -> Result<Box<dyn Transform>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let read = reader(self.transforms.label, name, validate);
+        let r = read.clone();
+        let factory: Arc<TransformFactory> = Arc::new(move |map, ctx| build(r(map)?, ctx));
+        self.transforms.insert(name, read, factory);
+        self
+    }
+
     /// Every kind with its entries described, in the order `deeptrain list` prints them.
     pub fn listing(&self) -> Vec<KindListing> {
         fn of<F: ?Sized>(plural: &'static str, slot: &'static str, kind: &Kind<F>) -> KindListing {
@@ -463,6 +502,11 @@ impl Registry {
                 "callbacks",
                 r#""callbacks": [{"name": ...}]"#,
                 &self.callbacks,
+            ),
+            of(
+                "transforms",
+                r#""data": {"transforms": [{"name": ...}]}"#,
+                &self.transforms,
             ),
         ]
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::MetricSet;
-use crate::rng::RngState;
+use crate::rng::{RngState, RngStream, StreamId};
 
 mod cursor;
 pub use cursor::{DataCursor, SetKind};
@@ -144,12 +144,109 @@ pub struct Best {
 }
 
 /// Positions of every random stream the run draws from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RngStates {
     /// The weight-initialisation stream, after the model was built.
     pub init: RngState,
     /// The dropout stream, where the next mask will be drawn from.
     pub dropout: RngState,
+    /// The augmentation stream (random transforms of train batches), where the next crop,
+    /// flip or noise will be drawn from. Checkpoints made before it existed (format 3 and
+    /// older) load with it at its start, under the dropout stream's seed.
+    pub augment: RngState,
+}
+
+impl RngStates {
+    /// The augmentation stream at its start, under the run's `seed`.
+    pub fn augment_start(seed: u64) -> RngState {
+        RngStream::new(seed, StreamId::Augment).state()
+    }
+}
+
+/// `RngStates` as checkpoints of format 4 on store it (and JSON, where a left-out
+/// `augment` is read as its start).
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "RngStates")]
+struct RngStatesRepr {
+    init: RngState,
+    dropout: RngState,
+    #[serde(default)]
+    augment: Option<RngState>,
+}
+
+/// `RngStates` as checkpoints up to format 3 stored it: no augmentation stream.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "RngStates")]
+struct RngStatesBefore4 {
+    init: RngState,
+    dropout: RngState,
+}
+
+impl Serialize for RngStates {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if format::older_than(4) {
+            return RngStatesBefore4 {
+                init: self.init.clone(),
+                dropout: self.dropout.clone(),
+            }
+            .serialize(s);
+        }
+        RngStatesRepr {
+            init: self.init.clone(),
+            dropout: self.dropout.clone(),
+            augment: Some(self.augment.clone()),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RngStates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let (init, dropout, augment) = if format::older_than(4) {
+            let old = RngStatesBefore4::deserialize(d)?;
+            (old.init, old.dropout, None)
+        } else {
+            let r = RngStatesRepr::deserialize(d)?;
+            (r.init, r.dropout, r.augment)
+        };
+        let augment = augment.unwrap_or_else(|| RngStates::augment_start(dropout.seed));
+        Ok(RngStates {
+            init,
+            dropout,
+            augment,
+        })
+    }
+}
+
+/// Which checkpoint format the train state is read or written in. `state.bin`'s bincode
+/// is positional: a field added later is not in an older file, and the reader must know
+/// to expect its absence. Outside [`with_format`](format::with_format) it is the newest.
+pub mod format {
+    use std::cell::Cell;
+
+    thread_local! {
+        static FORMAT: Cell<Option<u32>> = const { Cell::new(None) };
+    }
+
+    /// Whether the state is being read or written in a checkpoint format older than
+    /// `version` on this thread (inside [`with_format`]).
+    pub fn older_than(version: u32) -> bool {
+        FORMAT.with(Cell::get).is_some_and(|v| v < version)
+    }
+
+    /// Runs `f` with the train state read and written in checkpoint format `version`:
+    /// the checkpoint loader decodes an older `state.bin` inside it, and fields that
+    /// format lacks take their defaults (format 4 added `rng.augment`).
+    pub fn with_format<T>(version: u32, f: impl FnOnce() -> T) -> T {
+        struct Restore(Option<u32>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                FORMAT.with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(FORMAT.with(|c| c.replace(Some(version))));
+        f()
+    }
 }
 
 /// Wall-clock totals in seconds, summed over every session of the run.
@@ -351,5 +448,61 @@ impl std::fmt::Display for InterruptStatus {
             ),
             InterruptStatus::Finished => write!(f, "finished"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn states() -> RngStates {
+        let mut augment = RngStream::new(7, StreamId::Augment);
+        augment.next_u64();
+        RngStates {
+            init: RngStream::new(7, StreamId::Init).state(),
+            dropout: RngStream::new(7, StreamId::Dropout).state(),
+            augment: augment.state(),
+        }
+    }
+
+    fn encode(s: &RngStates) -> Vec<u8> {
+        bincode::serde::encode_to_vec(s, bincode::config::standard()).unwrap()
+    }
+
+    fn decode(bytes: &[u8]) -> RngStates {
+        let (s, read) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard()).unwrap();
+        assert_eq!(read, bytes.len(), "every byte read");
+        s
+    }
+
+    #[test]
+    fn the_augment_stream_round_trips_and_older_formats_start_it_fresh() {
+        let s = states();
+        assert_eq!(decode(&encode(&s)), s);
+        // Format 3 has no augment stream: written without it, read back at its start.
+        let old = format::with_format(3, || encode(&s));
+        assert!(old.len() < encode(&s).len());
+        let read = format::with_format(3, || decode(&old));
+        assert_eq!(read.dropout, s.dropout);
+        assert_eq!(read.augment, RngStates::augment_start(7));
+        assert_ne!(read.augment, s.augment);
+        // Outside `with_format` the newest format is back.
+        assert!(!format::older_than(4));
+        assert_eq!(decode(&encode(&s)), s);
+    }
+
+    #[test]
+    fn json_without_the_augment_stream_reads_it_at_its_start() {
+        let s = states();
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            serde_json::from_value::<RngStates>(json.clone()).unwrap(),
+            s
+        );
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("augment");
+        let read: RngStates = serde_json::from_value(old).unwrap();
+        assert_eq!(read.augment, RngStates::augment_start(7));
     }
 }

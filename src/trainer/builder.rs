@@ -20,6 +20,7 @@ use crate::optim::{named_vars, Accumulator, TrainOptimizer};
 use crate::report::data::flatten_config;
 use crate::rng::{RngStream, StreamId};
 use crate::state::{DataCursor, History, Phase, RngStates, TrainState, WallClock};
+use crate::transforms::Transforms;
 
 /// Builds a [`Trainer`] from parts made in code; see `Trainer::builder`.
 pub struct TrainerBuilder {
@@ -40,6 +41,7 @@ pub struct TrainerBuilder {
     pub(super) job_config: Option<serde_json::Value>,
     pub(super) interrupt: Option<InterruptHandle>,
     pub(super) resume_from: Option<PathBuf>,
+    pub(super) transforms: Transforms,
 }
 
 impl TrainerBuilder {
@@ -149,6 +151,13 @@ impl TrainerBuilder {
         self.interrupt = Some(handle);
         self
     }
+    /// Transforms applied in order to every batch right after it is loaded (default:
+    /// none); random ones draw on train batches only, from the run's augmentation stream
+    /// (see [`crate::transforms`]). The model must fit the batches they make.
+    pub fn transforms(mut self, transforms: Transforms) -> Self {
+        self.transforms = transforms;
+        self
+    }
     /// Continues the run saved at `path` (a run directory: its newest good checkpoint;
     /// or one checkpoint directory) instead of starting fresh. The trainer must be built
     /// the same way as the one that saved it. A path without a loadable checkpoint is an
@@ -241,6 +250,7 @@ impl TrainerBuilder {
             rng: RngStates {
                 init: init.state(),
                 dropout: dropout_rng.state(),
+                augment: RngStates::augment_start(seed),
             },
             train_data: DataCursor::new(train_loader),
             val_data: DataCursor::new(val_loader),
@@ -307,6 +317,7 @@ impl TrainerBuilder {
             last_checkpoint: None,
             clock: Instant::now(),
             run_lock: None,
+            transforms: self.transforms,
         })
     }
 }

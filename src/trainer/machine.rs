@@ -172,6 +172,7 @@ impl Trainer {
         let mut row: Vec<(String, f64)> = Vec::new();
         let mut last_window = true;
         if !self.control.skip_batch {
+            let batch = self.transformed(batch, true)?;
             last_window = batch.is_last_window();
             let lr = self.current_learning_rate();
             self.optimizer.set_learning_rate(lr);
@@ -399,6 +400,7 @@ impl Trainer {
             epoch: cursor.epoch,
         };
         let batch = val.load(&cursor.loader, at, &self.device)?;
+        let batch = self.transformed(batch, false)?;
         self.state.set_name = name;
         self.state.set_kind = Some(SetKind::Val);
         let mut ctx = ForwardCtx {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::callbacks::{Callback, Control, Stage, StageClosure, TrainerView};
 use crate::checkpoint::RunInfo;
-use crate::data_loaders::{DataLoader, SetRef};
+use crate::data_loaders::{Batch, DataLoader, SetRef};
 use crate::error::{Error, Result};
 use crate::interrupt::InterruptHandle;
 use crate::losses::Loss;
@@ -24,6 +24,7 @@ use crate::model::{parameter_count, ForwardCtx, Model, Task};
 use crate::optim::{grad_sq_norms, Accumulator, NamedVar, TrainOptimizer};
 use crate::rng::RngStream;
 use crate::state::{AfterValidation, DoneReason, Phase, StopRequest, TrainState};
+use crate::transforms::{ApplyCtx, Transforms};
 
 mod builder;
 mod config;
@@ -104,6 +105,8 @@ pub struct Trainer {
     /// The run directory's lock, when the caller took it before building the trainer
     /// (see [`hold_run_lock`](Self::hold_run_lock)); otherwise `fit` takes its own.
     run_lock: Option<RunLock>,
+    /// Applied to every batch right after it is loaded.
+    transforms: Transforms,
 }
 
 impl Trainer {
@@ -138,6 +141,7 @@ impl Trainer {
             job_config: None,
             interrupt: None,
             resume_from: None,
+            transforms: Transforms::default(),
         }
     }
 
@@ -271,6 +275,26 @@ impl Trainer {
         self.task
     }
 
+    /// The transforms applied to every batch, in order.
+    pub fn transforms(&self) -> &Transforms {
+        &self.transforms
+    }
+
+    /// `batch` as the model sees it: the transforms applied. On a train batch random ones
+    /// draw from the run's augmentation stream, whose new position goes into the state;
+    /// elsewhere nothing is drawn and the stream stays where it is.
+    fn transformed(&mut self, batch: Batch, train: bool) -> Result<Batch> {
+        if self.transforms.is_empty() {
+            return Ok(batch);
+        }
+        let mut rng = RngStream::from_state(&self.state.rng.augment);
+        let batch = transform_batch(&self.transforms, batch, train, &mut rng)?;
+        if train {
+            self.state.rng.augment = rng.state();
+        }
+        Ok(batch)
+    }
+
     /// The loss being minimised.
     pub fn loss(&self) -> &dyn Loss {
         self.loss.as_ref()
@@ -361,17 +385,19 @@ impl Trainer {
     }
 
     /// Gradient norms over one pass of the train data, without updating anything: for
-    /// choosing a clip value. Dropout draws from a copy of the run's stream, so the run
-    /// itself is unchanged (its next batches are bitwise the same as without this call).
+    /// choosing a clip value. Dropout and random transforms draw from copies of the run's
+    /// streams, so the run itself is unchanged (its next batches are bitwise the same as without this call).
     pub fn dataset_grad_norms(&mut self) -> Result<GradNormStats> {
         let mut loader = self.state.train_data.loader.clone();
         let epoch = self.state.train_data.epoch + 1;
         let sets = self.train_data.plan_epoch(epoch, &mut loader)?;
         let mut rng = self.dropout_rng.clone();
+        let mut augment = RngStream::from_state(&self.state.rng.augment);
         let mut norms = Vec::new();
         for name in &sets {
             let at = SetRef::new(name).in_epoch(epoch);
             let batch = self.train_data.load(&loader, at, &self.device)?;
+            let batch = transform_batch(&self.transforms, batch, true, &mut augment)?;
             let mut ctx = ForwardCtx {
                 train: true,
                 dropout_rng: &mut rng,
@@ -384,6 +410,25 @@ impl Trainer {
         }
         Ok(GradNormStats::from_norms(norms))
     }
+}
+
+/// `batch` with `transforms` applied, random ones drawing from `rng` when `train`.
+fn transform_batch(
+    transforms: &Transforms,
+    batch: Batch,
+    train: bool,
+    rng: &mut RngStream,
+) -> Result<Batch> {
+    let mut ctx = ApplyCtx { train, rng };
+    let (x, y) = transforms.apply(batch.x, Some(batch.y), &mut ctx)?;
+    let y = y.ok_or_else(|| {
+        Error::Data(format!(
+            "the transforms {:?} dropped the labels of batch {}",
+            transforms.names(),
+            batch.set_name
+        ))
+    })?;
+    Ok(Batch { x, y, ..batch })
 }
 
 /// Global gradient norms per batch over a data set, with summary statistics (of the

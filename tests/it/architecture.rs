@@ -7,7 +7,14 @@ use std::path::{Path, PathBuf};
 /// lower layer, never one of a higher layer or (apart from itself) of its own.
 const LAYERS: &[&[&str]] = &[
     &["error", "rng", "console", "interrupt", "range"],
-    &["data_loaders", "losses", "metrics", "optim", "model"],
+    &[
+        "data_loaders",
+        "losses",
+        "metrics",
+        "optim",
+        "model",
+        "transforms",
+    ],
     &["state"],
     &["checkpoint"],
     &["report"],

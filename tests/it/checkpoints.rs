@@ -202,7 +202,7 @@ fn damaged_state_bin_is_an_error_not_a_panic() {
 
 /// `state.bin` bytes of format `version` around `payload`: the checksum covers the
 /// header too (`covered`, format 3 on), or the payload only (formats 1 and 2).
-fn state_file(version: u32, payload: &[u8], covered: bool) -> Vec<u8> {
+pub(crate) fn state_file(version: u32, payload: &[u8], covered: bool) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     let mut b = b"DTCKPT\0\0".to_vec();
     b.extend_from_slice(&version.to_le_bytes());
@@ -218,6 +218,15 @@ fn state_file(version: u32, payload: &[u8], covered: bool) -> Vec<u8> {
     b.extend_from_slice(&digest);
     b.extend_from_slice(payload);
     b
+}
+
+/// The payload of `state.bin` bytes of the current format re-encoded as formats 2 and 3
+/// wrote it (the train state without the augmentation stream).
+pub(crate) fn format3_payload(path: &Path, state_bin: &[u8]) -> Vec<u8> {
+    let meta = checkpoint::decode_state(path, state_bin).unwrap();
+    deeptrain::state::format::with_format(3, || {
+        bincode::serde::encode_to_vec(&meta, bincode::config::standard()).unwrap()
+    })
 }
 
 #[test]
@@ -251,11 +260,13 @@ fn every_header_byte_is_checked_and_damage_there_falls_back() {
         let loaded = latest_no_panic(&run).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(loaded.dir, previous, "{what}");
     }
-    // A version-2 file (the same payload, checksum over the payload only) is still read.
-    std::fs::write(&state_path, state_file(2, &original[52..], false)).unwrap();
+    // A version-2 file (the payload of format 3, checksum over the payload only) is
+    // still read.
+    let legacy = format3_payload(&state_path, &original);
+    std::fs::write(&state_path, state_file(2, &legacy, false)).unwrap();
     assert_eq!(latest_no_panic(&run).unwrap().dir, newest);
     // ... and a version 3 file that claims the legacy checksum is damage.
-    std::fs::write(&state_path, state_file(3, &original[52..], false)).unwrap();
+    std::fs::write(&state_path, state_file(3, &legacy, false)).unwrap();
     assert_eq!(latest_no_panic(&run).unwrap().dir, previous);
     std::fs::write(&state_path, &original).unwrap();
     let mut trainer = Trainer::resume(&run).unwrap();

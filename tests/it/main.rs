@@ -22,5 +22,6 @@ mod runs;
 mod support;
 mod tensorboard;
 mod training_options;
+mod transforms;
 mod use_model;
 mod zoo;
