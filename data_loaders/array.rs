@@ -86,11 +86,14 @@ pub fn fmt_shape(shape: &[usize]) -> String {
 }
 
 /// Number of bytes `shape` of `dtype` occupies, or `None` on overflow
-/// (a corrupt header must produce an error, not a wrap-around).
+/// (a corrupt header must produce an error, not a wrap-around). A zero dimension does not
+/// hide an overflow of the others: `(0, 2**33, 2**33)` is `None`, because every size
+/// derived from the shape (one sample's elements, its bytes) must fit in a `usize` too.
 pub fn byte_len(shape: &[usize], dtype: DType) -> Option<usize> {
-    shape
+    let nonzero = shape
         .iter()
-        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d.max(1)))?;
+    Some(if shape.contains(&0) { 0 } else { nonzero })
 }
 
 /// A read-only memory map of a whole file, with the file's path and identity, so a
@@ -545,6 +548,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, FormatError::SizeOverflow { .. }), "{e}");
+        // Found with the npy fuzz target (fuzz/corpus/npy/regression-empty-overflowing-sample):
+        // an empty array whose samples would overflow was accepted, and `sample_len` then
+        // panicked (debug) or wrapped to a wrong width (release).
+        let e = ArrayData::new(
+            "x.npy",
+            DType::F32,
+            vec![0, 1 << 33, 1 << 33],
+            Bytes::Owned(Arc::new(vec![])),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "x.npy: shape (0, 8589934592, 8589934592) of f32 is too large to address \
+             (its byte size overflows usize)"
+        );
+        assert_eq!(byte_len(&[0, 1 << 33, 1 << 33], DType::U8), None);
+        assert_eq!(byte_len(&[0, 1 << 20, 1 << 20], DType::F64), Some(0));
+        assert_eq!(byte_len(&[3, 0, 5], DType::I32), Some(0));
+        assert_eq!(byte_len(&[3, 5], DType::I32), Some(60));
+        assert_eq!(byte_len(&[usize::MAX], DType::U8), Some(usize::MAX));
     }
 
     #[test]

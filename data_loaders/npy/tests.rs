@@ -298,6 +298,22 @@ fn zero_samples_is_fine() {
     let a = read_npy(&p).unwrap();
     assert_eq!(a.num_samples(), 0);
     assert_eq!(a.sample_shape(), &[5]);
+    // Zero samples of a size that overflows: refused, naming the file and the shape (it
+    // was accepted, and asking for its sample width then overflowed).
+    let p = write(
+        &dir,
+        "huge.npy",
+        &npy_bytes(1, &header("<f4", "(0, 8589934592, 8589934592)"), 64, &[]),
+    );
+    let e = read_npy(&p).unwrap_err();
+    assert!(matches!(e, FormatError::SizeOverflow { .. }), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!(
+            "{}: shape (0, 8589934592, 8589934592) of f32 is too large to address",
+            p.display()
+        )),
+        "{e}"
+    );
 }
 
 /// Cross-checks against NumPy itself. Uses `$DEEPTRAIN_PYTHON` or

@@ -207,11 +207,40 @@ pub fn decode_state(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
             payload.len()
         )));
     }
-    let (meta, _) = crate::state::format::with_format(version, || {
-        bincode::serde::decode_from_slice(payload, bincode::config::standard())
+    crate::state::format::with_format(version, || decode_payload(payload)).map_err(|e| {
+        corrupt(match e {
+            bincode::error::DecodeError::LimitExceeded => format!(
+                "state does not decode: it declares more data than its {} bytes can hold \
+                 (a corrupt length)",
+                payload.len()
+            ),
+            e => format!("state does not decode: {e}"),
+        })
     })
-    .map_err(|e| corrupt(format!("state does not decode: {e}")))?;
-    Ok(meta)
+}
+
+/// Decodes a `state.bin` payload, refusing to allocate more than 16 bytes per payload byte
+/// (rounded up to a bucket). bincode counts the in-memory size of every value it decodes, and
+/// no value of the state takes more than 16 bytes in memory per byte on disk (a one-byte
+/// varint `u128`), so a real state always fits, while a corrupt length (a string of 2^60
+/// bytes) is an error instead of an allocation failure. bincode takes the limit as a const
+/// generic only, hence the buckets.
+fn decode_payload(
+    payload: &[u8],
+) -> std::result::Result<CheckpointMeta, bincode::error::DecodeError> {
+    fn limited<const LIMIT: usize>(
+        payload: &[u8],
+    ) -> std::result::Result<CheckpointMeta, bincode::error::DecodeError> {
+        let config = bincode::config::standard().with_limit::<LIMIT>();
+        bincode::serde::decode_from_slice(payload, config).map(|(meta, _)| meta)
+    }
+    match payload.len() {
+        n if n <= 1 << 16 => limited::<{ 16 << 16 }>(payload),
+        n if n <= 1 << 20 => limited::<{ 16 << 20 }>(payload),
+        n if n <= 1 << 24 => limited::<{ 16 << 24 }>(payload),
+        n if n <= 1 << 28 => limited::<{ 16 << 28 }>(payload),
+        _ => limited::<{ usize::MAX }>(payload),
+    }
 }
 
 /// Sequence number of a `ckpt-NNNNNN` directory name.
@@ -462,6 +491,31 @@ impl LoadedCheckpoint {
     }
 }
 
+/// Refuses a tensor file of `path` holding a shape whose dimensions, zeros left out,
+/// multiply past `usize`: candle would compute its strides with that product (a panic in
+/// debug builds, wrong strides otherwise), even when a zero makes the tensor empty.
+fn check_shapes(path: &Path, bytes: &[u8]) -> Result<()> {
+    let corrupt = |reason: String| Error::CorruptCheckpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let tensors =
+        safetensors::SafeTensors::deserialize(bytes).map_err(|e| corrupt(e.to_string()))?;
+    for (name, view) in tensors.tensors() {
+        let shape = view.shape();
+        if shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))
+            .is_none()
+        {
+            return Err(corrupt(format!(
+                "tensor `{name}` has shape {shape:?}, too large to address"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Reads and verifies the checkpoint in `dir`.
 pub fn load(dir: &Path) -> Result<LoadedCheckpoint> {
     let state_path = dir.join(STATE_FILE);
@@ -504,6 +558,7 @@ pub fn load(dir: &Path) -> Result<LoadedCheckpoint> {
                 ),
             });
         }
+        check_shapes(&path, &bytes)?;
         let map = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
             Error::CorruptCheckpoint {
                 path: path.clone(),

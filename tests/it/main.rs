@@ -11,6 +11,7 @@ mod common;
 mod config;
 mod data_config;
 mod faults;
+mod fuzz_corpus;
 mod init_summary;
 mod mnist_job;
 mod optimizers;
