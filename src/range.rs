@@ -44,3 +44,13 @@ pub fn non_negative(field: &str, value: f64) -> Result<()> {
 pub fn at_least_one(field: &str, value: u64) -> Result<()> {
     check(value >= 1, field, value, "[1, inf) (must be at least 1)")
 }
+
+/// `value` in `[0, 1]`.
+pub fn unit_closed(field: &str, value: f64) -> Result<()> {
+    check((0.0..=1.0).contains(&value), field, value, "[0, 1]")
+}
+
+/// `value` in `(0, 1]`: a factor that never raises the rate.
+pub fn decay_factor(field: &str, value: f64) -> Result<()> {
+    check(value > 0.0 && value <= 1.0, field, value, "(0, 1]")
+}
