@@ -1,14 +1,11 @@
 //! Adagrad (PyTorch semantics): per-element rates from the sum of squared gradients, one
 //! fused pass per parameter; the sums are saved by variable name.
 
-use std::collections::HashMap;
-
 use candle_core::backprop::GradStore;
-use candle_core::Tensor;
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use super::{named_vars, update_in_place, NamedVar, Slots, TrainOptimizer};
+use super::{named_vars, update_in_place, NamedVar, Slots};
 use crate::error::Result;
 
 /// Hyper-parameters of [`Adagrad`] (PyTorch's names and defaults).
@@ -99,38 +96,17 @@ impl Adagrad {
     }
 }
 
-impl TrainOptimizer for Adagrad {
-    fn name(&self) -> &'static str {
-        "adagrad"
-    }
-    fn step_scaled(&mut self, grads: &GradStore, grad_scale: f32) -> Result<()> {
-        self.apply(grads, grad_scale)
-    }
-    fn learning_rate(&self) -> f64 {
-        self.config.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.config.lr = lr
-    }
-    fn steps(&self) -> u64 {
-        self.step
-    }
-    fn vars(&self) -> &[NamedVar] {
-        &self.vars
-    }
-    fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        self.slots.export(&self.vars, self.step)
-    }
-    fn load_state_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        self.step = self.slots.import(&self.vars, tensors)?;
-        Ok(())
-    }
-}
+slot_optimizer!(Adagrad, "adagrad");
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::Tensor;
+
     use super::super::testing::{assert_close, grads_of, one_var, values};
     use super::*;
+    use crate::optim::TrainOptimizer;
 
     /// `steps` updates of p0 = [1, -2, 0.5] under the gradient `2 * p` (loss `sum(p^2)`).
     fn run(config: AdagradConfig, steps: usize) -> Vec<f32> {

@@ -2,14 +2,11 @@
 //! reference PyTorch implementation (lucidrains/lion-pytorch) defines it: the sign of an
 //! interpolated momentum is the step; one buffer per variable, saved by name.
 
-use std::collections::HashMap;
-
 use candle_core::backprop::GradStore;
-use candle_core::Tensor;
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use super::{flush_subnormal, named_vars, update_in_place, NamedVar, Slots, TrainOptimizer};
+use super::{flush_subnormal, named_vars, update_in_place, NamedVar, Slots};
 use crate::error::Result;
 
 /// Hyper-parameters of [`Lion`] (the reference implementation's defaults).
@@ -116,38 +113,13 @@ impl Lion {
     }
 }
 
-impl TrainOptimizer for Lion {
-    fn name(&self) -> &'static str {
-        "lion"
-    }
-    fn step_scaled(&mut self, grads: &GradStore, grad_scale: f32) -> Result<()> {
-        self.apply(grads, grad_scale)
-    }
-    fn learning_rate(&self) -> f64 {
-        self.config.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.config.lr = lr
-    }
-    fn steps(&self) -> u64 {
-        self.step
-    }
-    fn vars(&self) -> &[NamedVar] {
-        &self.vars
-    }
-    fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        self.slots.export(&self.vars, self.step)
-    }
-    fn load_state_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        self.step = self.slots.import(&self.vars, tensors)?;
-        Ok(())
-    }
-}
+slot_optimizer!(Lion, "lion");
 
 #[cfg(test)]
 mod tests {
     use super::super::testing::{assert_close, grads_of, one_var, values};
     use super::*;
+    use crate::optim::TrainOptimizer;
 
     /// Updates of p0 = [1, -2, 0.5] under the gradient `2 * p` (loss `sum(p^2)`), one
     /// per rate in `rates`.

@@ -9,6 +9,49 @@
 //! `accumulate.rs` puts gradient accumulation in front of any of them; `schedule.rs`,
 //! `one_cycle.rs` and `plateau.rs` are the learning-rate schedules.
 
+/// The [`TrainOptimizer`] impl of an optimizer whose state is [`Slots`]: a struct with
+/// `vars: Vec<NamedVar>`, `config` (with an `lr: f64`), `slots: Slots`, `step: u64` and an
+/// `apply(&mut self, grads, grad_scale)` update. Written once here for SGD, RMSprop,
+/// Adagrad and Lion.
+macro_rules! slot_optimizer {
+    ($ty:ty, $label:literal) => {
+        impl $crate::optim::TrainOptimizer for $ty {
+            fn name(&self) -> &'static str {
+                $label
+            }
+            fn step_scaled(
+                &mut self,
+                grads: &candle_core::backprop::GradStore,
+                grad_scale: f32,
+            ) -> $crate::error::Result<()> {
+                self.apply(grads, grad_scale)
+            }
+            fn learning_rate(&self) -> f64 {
+                self.config.lr
+            }
+            fn set_learning_rate(&mut self, lr: f64) {
+                self.config.lr = lr
+            }
+            fn steps(&self) -> u64 {
+                self.step
+            }
+            fn vars(&self) -> &[$crate::optim::NamedVar] {
+                &self.vars
+            }
+            fn state_tensors(&self) -> $crate::error::Result<Vec<(String, candle_core::Tensor)>> {
+                self.slots.export(&self.vars, self.step)
+            }
+            fn load_state_tensors(
+                &mut self,
+                tensors: &std::collections::HashMap<String, candle_core::Tensor>,
+            ) -> $crate::error::Result<()> {
+                self.step = self.slots.import(&self.vars, tensors)?;
+                Ok(())
+            }
+        }
+    };
+}
+
 mod accumulate;
 mod adagrad;
 mod adam;

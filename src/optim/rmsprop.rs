@@ -1,14 +1,11 @@
 //! RMSprop (PyTorch semantics): optional momentum and centring, one fused pass per
 //! parameter; its buffers are saved by variable name like every optimizer's here.
 
-use std::collections::HashMap;
-
 use candle_core::backprop::GradStore;
-use candle_core::Tensor;
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use super::{flush_subnormal, named_vars, update_in_place, NamedVar, Slots, TrainOptimizer};
+use super::{flush_subnormal, named_vars, update_in_place, NamedVar, Slots};
 use crate::error::Result;
 
 /// Hyper-parameters of [`Rmsprop`] (PyTorch's names and defaults).
@@ -146,38 +143,13 @@ impl Rmsprop {
     }
 }
 
-impl TrainOptimizer for Rmsprop {
-    fn name(&self) -> &'static str {
-        "rmsprop"
-    }
-    fn step_scaled(&mut self, grads: &GradStore, grad_scale: f32) -> Result<()> {
-        self.apply(grads, grad_scale)
-    }
-    fn learning_rate(&self) -> f64 {
-        self.config.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.config.lr = lr
-    }
-    fn steps(&self) -> u64 {
-        self.step
-    }
-    fn vars(&self) -> &[NamedVar] {
-        &self.vars
-    }
-    fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        self.slots.export(&self.vars, self.step)
-    }
-    fn load_state_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        self.step = self.slots.import(&self.vars, tensors)?;
-        Ok(())
-    }
-}
+slot_optimizer!(Rmsprop, "rmsprop");
 
 #[cfg(test)]
 mod tests {
     use super::super::testing::{assert_close, grads_of, one_var, values};
     use super::*;
+    use crate::optim::TrainOptimizer;
 
     /// Steps of PyTorch's formulas, computed by hand in f64 for p0 = [1, -2, 0.5] and the
     /// gradient `2 * p` (the loss `sum(p^2)`), lr 0.01.

@@ -1,13 +1,11 @@
 //! SGD with momentum, dampening, Nesterov and weight decay (PyTorch semantics).
 
-use std::collections::HashMap;
-
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::Var;
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use super::{flush_subnormal, named_vars, update_in_place, NamedVar, Slots, TrainOptimizer};
+use super::{flush_subnormal, named_vars, update_in_place, NamedVar, Slots};
 use crate::error::Result;
 
 /// Hyper-parameters of [`Sgd`] (PyTorch's names and semantics).
@@ -109,33 +107,7 @@ impl Sgd {
     }
 }
 
-impl TrainOptimizer for Sgd {
-    fn name(&self) -> &'static str {
-        "sgd"
-    }
-    fn step_scaled(&mut self, grads: &GradStore, grad_scale: f32) -> Result<()> {
-        self.apply(grads, grad_scale)
-    }
-    fn learning_rate(&self) -> f64 {
-        self.config.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.config.lr = lr
-    }
-    fn steps(&self) -> u64 {
-        self.step
-    }
-    fn vars(&self) -> &[NamedVar] {
-        &self.vars
-    }
-    fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        self.slots.export(&self.vars, self.step)
-    }
-    fn load_state_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        self.step = self.slots.import(&self.vars, tensors)?;
-        Ok(())
-    }
-}
+slot_optimizer!(Sgd, "sgd");
 
 impl candle_nn::Optimizer for Sgd {
     type Config = SgdConfig;
