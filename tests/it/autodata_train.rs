@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::common::{interrupt_after, scratch, state_bytes, tensor_bytes};
+use crate::common::{interrupt_after, npy_f32, npy_i64, scratch, state_bytes, tensor_bytes};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use deeptrain::checkpoint;
@@ -18,40 +18,6 @@ use deeptrain::{
     AdamConfig, AdamW, Mlp, MlpConfig, Model, Outcome, Recurrent, RecurrentConfig, RngStream,
     Stage, StreamId, Task, Trainer,
 };
-
-/// Writes a version 1.0 .npy of f32 (little-endian, C order).
-fn npy_f32(path: &Path, shape: &[usize], v: &[f32]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_text = if shape.len() == 1 {
-        format!("({},)", shape[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat(unpadded.div_ceil(64) * 64 - unpadded));
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
-    std::fs::write(path, out).unwrap();
-}
-
-fn npy_i64(path: &Path, v: &[i64]) {
-    let mut header = format!(
-        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}",
-        v.len()
-    );
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat(unpadded.div_ceil(64) * 64 - unpadded));
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
-    std::fs::write(path, out).unwrap();
-}
 
 /// Files of unequal sizes, 6 features per sample, 5 classes learnable from the features.
 fn class_dir(name: &str, sizes: &[(u64, usize)]) -> PathBuf {

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use deeptrain::checkpoint;
+use deeptrain::data_loaders::array::DType as ArrayDType;
+use deeptrain::data_loaders::npy::write_npy;
 use deeptrain::registry::{Component, MlpArgs};
 use deeptrain::trainer::Every;
 use deeptrain::{JobConfig, Stage, TrainState, Trainer};
@@ -103,4 +105,17 @@ pub fn interrupt_after(trainer: &mut Trainer, k: usize) -> Arc<AtomicUsize> {
         });
     }
     count
+}
+
+/// Writes `values` as a float32 `.npy` of `shape` (through the library's own writer; the
+/// reader's byte-level tests in `autodata.rs` build their files by hand instead).
+pub fn npy_f32(path: &Path, shape: &[usize], values: &[f32]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+    write_npy(path, ArrayDType::F32, shape, &bytes).unwrap();
+}
+
+/// Writes `values` as a one-dimensional int64 `.npy` (class ids).
+pub fn npy_i64(path: &Path, values: &[i64]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+    write_npy(path, ArrayDType::I64, &[values.len()], &bytes).unwrap();
 }

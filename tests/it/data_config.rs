@@ -3,15 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use deeptrain::data_loaders::array::DType as ArrayDType;
-use deeptrain::data_loaders::npy::write_npy;
 use deeptrain::{JobConfig, Outcome, Predictor};
 
-use crate::common::{scratch, tensor_bytes};
-
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|f| f.to_le_bytes()).collect()
-}
+use crate::common::{npy_f32, npy_i64, scratch, tensor_bytes};
 
 /// `n` samples of 6 features in 3 classes (feature `class` is high), stored as 0-255
 /// values in `x.npy`, labels in `labels_file` (i64 ids).
@@ -27,9 +21,8 @@ fn class_dir(name: &str, n: usize, labels_file: &str) -> PathBuf {
         }
         y.push(class as i64);
     }
-    write_npy(dir.join("x.npy"), ArrayDType::F32, &[n, 6], &f32_bytes(&x)).unwrap();
-    let ids: Vec<u8> = y.iter().flat_map(|v| v.to_le_bytes()).collect();
-    write_npy(dir.join(labels_file), ArrayDType::I64, &[n], &ids).unwrap();
+    npy_f32(&dir.join("x.npy"), &[n, 6], &x);
+    npy_i64(&dir.join(labels_file), &y);
     dir
 }
 

@@ -23,7 +23,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::common::{scratch, state_bytes};
+use crate::common::{npy_f32, npy_i64, scratch, state_bytes};
 use deeptrain::checkpoint;
 
 const BIN: &str = env!("CARGO_BIN_EXE_deeptrain");
@@ -798,35 +798,6 @@ fn a_read_only_run_directory_is_one_clear_error_naming_the_path() {
     assert!(differ.is_empty(), "{differ:?} differ");
 }
 
-/// Writes a float32 `.npy` of `rows` x 6.
-fn npy_f32(path: &Path, rows: usize, v: &[f32]) {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, 6), }}");
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat(unpadded.div_ceil(64) * 64 - unpadded));
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
-    std::fs::write(path, out).unwrap();
-}
-
-/// Writes an int64 `.npy` of class ids.
-fn npy_i64(path: &Path, v: &[i64]) {
-    let mut header = format!(
-        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}",
-        v.len()
-    );
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat(unpadded.div_ceil(64) * 64 - unpadded));
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
-    std::fs::write(path, out).unwrap();
-}
-
 /// `files` npy files of `rows` samples of 6 features (several pages each, so that a read
 /// through a truncated map would raise SIGBUS) and their class ids, in `dir`.
 fn data_dir(dir: &Path, files: usize, rows: usize) -> Vec<PathBuf> {
@@ -844,7 +815,7 @@ fn data_dir(dir: &Path, files: usize, rows: usize) -> Vec<PathBuf> {
             labels.push(class as i64);
         }
         let path = dir.join(format!("batch_{f}.npy"));
-        npy_f32(&path, rows, &x);
+        npy_f32(&path, &[rows, 6], &x);
         paths.push(path);
     }
     npy_i64(&dir.join("labels.npy"), &labels);
