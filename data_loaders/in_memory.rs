@@ -34,6 +34,8 @@ pub struct InMemoryData {
     pub sample_shape: Vec<usize>,
     /// One target per sample; their count is the number of samples.
     pub targets: Targets,
+    /// One weight per sample (see [`Batch::weights`]); `None`: all weigh the same.
+    pub weights: Option<Vec<f32>>,
 }
 
 impl InMemoryData {
@@ -54,9 +56,19 @@ impl InMemoryData {
                 labels,
                 num_classes,
             },
+            weights: None,
         };
         d.check()?;
         Ok(d)
+    }
+
+    /// The same data with one weight per sample, read from `source` (named in errors):
+    /// as many as there are samples, each a finite number `>= 0`.
+    pub fn with_weights(mut self, weights: Vec<f32>, source: &str) -> Result<Self> {
+        super::weights::check_count(source, weights.len(), self.num_samples())?;
+        super::weights::check_weights(source, &weights)?;
+        self.weights = Some(weights);
+        Ok(self)
     }
 
     fn sample_len(&self) -> usize {
@@ -73,6 +85,9 @@ impl InMemoryData {
 
     fn check(&self) -> Result<()> {
         let n = self.num_samples();
+        if let Some(w) = &self.weights {
+            super::weights::check_count(&self.name, w.len(), n)?;
+        }
         if self.features.len() != n * self.sample_len() {
             return Err(Error::Data(format!(
                 "{}: {} feature values do not make {} samples of shape {:?}",
@@ -140,6 +155,10 @@ impl InMemoryData {
             features,
             sample_shape: self.sample_shape.clone(),
             targets,
+            weights: self
+                .weights
+                .as_ref()
+                .map(|w| idx.iter().map(|&i| w[i]).collect()),
         }
     }
 
@@ -240,6 +259,13 @@ impl DataLoader for InMemoryData {
                 Tensor::from_vec(y, end - start, device)?
             }
         };
-        Ok(Batch::new(set_name, x, y))
+        let weights = match &self.weights {
+            Some(w) => {
+                let w: Vec<f32> = (start..end).map(|k| w[index(k)]).collect();
+                Some(Tensor::from_vec(w, end - start, device)?)
+            }
+            None => None,
+        };
+        Ok(Batch::new(set_name, x, y).with_weights(weights))
     }
 }

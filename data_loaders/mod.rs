@@ -16,6 +16,7 @@ pub mod safetensors_file;
 pub mod timeseries;
 #[cfg(feature = "datasets")]
 pub mod vision_dataset;
+pub mod weights;
 
 pub use array::{ArrayData, FormatError};
 pub use auto::{AutoData, AutoDataBuilder, FileLoader, LoadedFile};
@@ -118,6 +119,10 @@ pub struct Batch {
     pub window: usize,
     /// Number of windows its set yields (at least 1; `window < windows`).
     pub windows: usize,
+    /// Per-sample weights (`f32`, shape `[batch]`, in the order of `x`'s samples) where
+    /// the data has them (`data.weights`, a CSV weight column): the loss and the metrics
+    /// weigh each sample by its weight. `None`: every sample weighs the same.
+    pub weights: Option<Tensor>,
 }
 
 impl Batch {
@@ -129,7 +134,14 @@ impl Batch {
             y,
             window: 0,
             windows: 1,
+            weights: None,
         }
+    }
+
+    /// The same batch with per-sample `weights` (`[batch]`).
+    pub fn with_weights(mut self, weights: Option<Tensor>) -> Self {
+        self.weights = weights;
+        self
     }
 
     /// Samples in the batch: the length of `x`'s first axis (0 if `x` is a scalar).

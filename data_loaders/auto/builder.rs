@@ -16,6 +16,7 @@ use super::{AutoData, Cache, SetFile};
 use crate::data_loaders::array::{fmt_shape, ArrayData, Bytes, FormatError};
 use crate::data_loaders::csv_file::{CsvOptions, LabelColumn};
 use crate::data_loaders::preprocess::Preprocessor;
+use crate::data_loaders::weights::{check_count, weights_of};
 use crate::error::{Error, Result};
 
 /// Element type of the inputs `x` of a batch.
@@ -48,6 +49,8 @@ pub struct AutoDataBuilder {
     pub(super) set_nums: Option<Vec<u64>>,
     pub(super) file: Option<String>,
     pub(super) labels: LabelSource,
+    /// A file of per-sample weights (one per sample of all sets, in set order).
+    pub(super) weights: Option<PathBuf>,
     label_mode: LabelMode,
     pub(super) data_key: String,
     pub(super) label_key: String,
@@ -99,6 +102,7 @@ impl AutoDataBuilder {
             set_nums: None,
             file: None,
             labels: LabelSource::Auto,
+            weights: None,
             label_mode: LabelMode::Auto,
             data_key: "x".into(),
             label_key: "y".into(),
@@ -193,6 +197,14 @@ impl AutoDataBuilder {
     /// `(n_sets, samples_per_set, ...)`).
     pub fn labels(mut self, path: impl AsRef<Path>) -> Self {
         self.labels = LabelSource::Path(path.as_ref().to_path_buf());
+        self
+    }
+    /// Per-sample weights from this file: one number per sample of all sets, in set
+    /// order (npy, csv, safetensors or idx; any numeric type, read as f32), each finite
+    /// and `>= 0`. Batches carry them ([`Batch::weights`](crate::data_loaders::Batch)).
+    /// Default: none.
+    pub fn weights(mut self, path: impl AsRef<Path>) -> Self {
+        self.weights = Some(path.as_ref().to_path_buf());
         self
     }
     /// No labels: `y` is `x`.
@@ -371,6 +383,10 @@ impl AutoDataBuilder {
             }
         }
         let (targets, label_info) = make_targets(&label_arrays, self.label_mode, label_source)?;
+        let weights = match &self.weights {
+            Some(path) => Some(self.read_weights(path, &choice, &loaded, &listing, &cache_dir)?),
+            None => None,
+        };
 
         // Preloading: copy the chosen sets out of the map into RAM.
         let preload_names: Vec<String> = match &self.preload {
@@ -423,6 +439,7 @@ impl AutoDataBuilder {
                 .filter(|i| {
                     !label_arrays.iter().any(|l| l.path == i.file)
                         && labels_file.as_ref() != Some(&i.file)
+                        && self.weights.as_ref() != Some(&i.file)
                 })
                 .cloned()
                 .collect(),
@@ -437,6 +454,7 @@ impl AutoDataBuilder {
             inferred,
             files,
             targets,
+            weights,
             input_dtype: self.input_dtype,
             batch_size: self.batch_size,
             shuffle: self.shuffle,
@@ -446,6 +464,57 @@ impl AutoDataBuilder {
             preprocessor: self.preprocessor,
             cache: Mutex::new(Cache::default()),
         })
+    }
+}
+
+impl AutoDataBuilder {
+    /// The weights file `path`, cut into one vector per used file. It covers every sample
+    /// in set order: of the files used, or of the whole family when only some set numbers
+    /// are (as a labels file does).
+    fn read_weights(
+        &self,
+        path: &Path,
+        choice: &super::infer::Choice,
+        loaded: &[(String, PathBuf, super::file_loader::LoadedFile)],
+        listing: &[String],
+        cache_dir: &Path,
+    ) -> Result<Vec<Arc<Vec<f32>>>> {
+        let all = weights_of(&self.read_labels_file(path, cache_dir)?)?;
+        // (set name, samples) of every file the weights cover, in set order.
+        let mut covered: Vec<(String, usize)> = Vec::new();
+        if choice.family.is_empty() {
+            covered.extend(
+                loaded
+                    .iter()
+                    .map(|(n, _, f)| (n.clone(), f.data.num_samples())),
+            );
+        } else {
+            for (name, p) in &choice.family {
+                let n = match loaded.iter().find(|(m, _, _)| m == name) {
+                    Some((_, _, f)) => f.data.num_samples(),
+                    None => self
+                        .load_file(&choice.format, p, false, listing, cache_dir)?
+                        .data
+                        .num_samples(),
+                };
+                covered.push((name.clone(), n));
+            }
+        }
+        let total: usize = covered.iter().map(|(_, n)| n).sum();
+        check_count(&path.display().to_string(), all.len(), total)?;
+        let mut at = 0;
+        let mut per_set = Vec::with_capacity(covered.len());
+        for (name, n) in covered {
+            per_set.push((name, all[at..at + n].to_vec()));
+            at += n;
+        }
+        Ok(loaded
+            .iter()
+            .filter_map(|(n, _, _)| {
+                let i = per_set.iter().position(|(m, _)| m == n)?;
+                Some(Arc::new(per_set[i].1.clone()))
+            })
+            .collect())
     }
 }
 

@@ -146,8 +146,16 @@ impl AutoDataBuilder {
             LabelSource::Path(p) => std::fs::canonicalize(p).ok(),
             _ => None,
         };
+        let weights_path = self
+            .weights
+            .as_ref()
+            .and_then(|p| std::fs::canonicalize(p).ok());
         for name in listing {
-            if labels_path.is_some() && std::fs::canonicalize(dir.join(name)).ok() == labels_path {
+            let canonical = || std::fs::canonicalize(dir.join(name)).ok();
+            if labels_path.is_some() && canonical() == labels_path {
+                continue;
+            }
+            if weights_path.is_some() && canonical() == weights_path {
                 continue;
             }
             match self.detect(name) {

@@ -96,6 +96,8 @@ pub struct AutoData {
     inferred: Inferred,
     files: Vec<SetFile>,
     targets: Targets,
+    /// Per-sample weights per file, when a weights file was given.
+    weights: Option<Vec<Arc<Vec<f32>>>>,
     input_dtype: InputDType,
     batch_size: Option<usize>,
     shuffle: Option<bool>,
@@ -117,6 +119,11 @@ impl AutoData {
     /// regression targets or no labels.
     pub fn num_classes(&self) -> Option<usize> {
         self.inferred.labels.num_classes
+    }
+
+    /// Whether batches carry per-sample weights (a weights file was given).
+    pub fn has_weights(&self) -> bool {
+        self.weights.is_some()
     }
 
     /// Batch size a standalone state uses when none was set.
@@ -248,7 +255,8 @@ impl DataLoader for AutoData {
             }
             let view = self.view(state, set_name)?;
             let (x, y) = self.tensors(&view, device)?;
-            return Ok(Batch::new(set_name, x, y));
+            let weights = self.weights_tensor(&view, device)?;
+            return Ok(Batch::new(set_name, x, y).with_weights(weights));
         };
         let key = Self::cache_key(state, set, device);
         let cached = {
@@ -279,12 +287,30 @@ impl DataLoader for AutoData {
             )));
         }
         let (x, y) = pre.window(&x, &y, &ctx(window))?;
+        // Weights are per sample (per sequence): every window of a set takes its set's,
+        // as long as the preprocessor keeps the samples.
+        let weights = if self.weights.is_some() {
+            let w = self.weights_tensor(&self.view(state, set_name)?, device)?;
+            let (samples, kept) = (w.as_ref().map_or(0, |w| w.elem_count()), x.dims().first());
+            if kept != Some(&samples) {
+                return Err(Error::Data(format!(
+                    "set {set_name}: preprocessor {} turned {samples} samples into {:?}: \
+                     sample weights cannot follow",
+                    pre.name(),
+                    x.dims()
+                )));
+            }
+            w
+        } else {
+            None
+        };
         Ok(Batch {
             set_name: set_name.to_string(),
             x,
             y,
             window,
             windows,
+            weights,
         })
     }
 }

@@ -195,6 +195,25 @@ impl AutoData {
         })
     }
 
+    /// The per-sample weights of a view (`[len]`, f32), where a weights file was given.
+    pub fn weights_tensor(&self, view: &BatchView, device: &Device) -> Result<Option<Tensor>> {
+        let Some(per_file) = &self.weights else {
+            return Ok(None);
+        };
+        let mut w = Vec::with_capacity(view.len());
+        for p in &view.parts {
+            let file = &per_file[p.file];
+            match &p.rows {
+                Rows::Range(s, e) => w.extend_from_slice(&file[*s..*e]),
+                Rows::Indices(perm, s, e) => {
+                    w.extend(perm[*s..*e].iter().map(|&i| file[i as usize]))
+                }
+            }
+        }
+        let n = w.len();
+        Ok(Some(Tensor::from_vec(w, n, device)?))
+    }
+
     /// Inputs and labels of a view as tensors.
     pub fn tensors(&self, view: &BatchView, device: &Device) -> Result<(Tensor, Tensor)> {
         let n = view.len();

@@ -230,6 +230,47 @@ pub fn parse_csv(
     Ok((features, labels))
 }
 
+/// Takes feature column `column` (0-based, of the features `read_csv` returns, i.e. with
+/// the label column already removed) out of `features`: returns the other columns and
+/// that column's values, one per row (a CSV's per-sample weights, say). Out of range is
+/// an error naming the file and the number of feature columns.
+pub fn take_column(
+    features: &ArrayData,
+    column: usize,
+) -> Result<(ArrayData, Vec<f32>), FormatError> {
+    let cols = features.sample_len();
+    let rows = features.num_samples();
+    if column >= cols || cols < 2 || features.dtype != DType::F32 {
+        return Err(FormatError::Invalid {
+            path: features.path.clone(),
+            reason: format!(
+                "feature column {column} cannot be taken out of {cols} feature columns (one \
+                 must be left)"
+            ),
+        });
+    }
+    let mut values = Vec::with_capacity(rows * cols);
+    features.range_f32(0, rows, &mut values);
+    let mut rest: Vec<u8> = Vec::with_capacity(rows * (cols - 1) * 4);
+    let mut taken = Vec::with_capacity(rows);
+    for row in values.chunks_exact(cols) {
+        for (j, v) in row.iter().enumerate() {
+            if j == column {
+                taken.push(*v);
+            } else {
+                rest.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    let rest = ArrayData::new(
+        features.path.clone(),
+        DType::F32,
+        vec![rows, cols - 1],
+        Bytes::Owned(Arc::new(rest)),
+    )?;
+    Ok((rest, taken))
+}
+
 /// The records of a CSV text, tokenized by the `csv` crate (RFC 4180 quoting: quoted
 /// fields may hold the delimiter, `""` and line breaks), with blank lines skipped and
 /// the 1-based line each record starts on.

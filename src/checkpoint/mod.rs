@@ -38,7 +38,9 @@ pub use meta::{CheckpointMeta, FileDigest, RunInfo, SaveReason};
 ///    and version 2 files are still read).
 /// 4: the train state holds the augmentation stream (`rng.augment`); files of versions 2
 ///    and 3 are still read, with that stream at its start.
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: the validation metrics hold their sample-weighted sums (`None` without weights);
+///    files of versions 2 to 4 are still read, as sets without weights.
+pub const FORMAT_VERSION: u32 = 5;
 /// The last version whose checksum covers the payload only.
 const LEGACY_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"DTCKPT\0\0";

@@ -7,8 +7,10 @@ use candle_core::Tensor;
 
 use super::validate::at_transform;
 use super::JobConfig;
+use crate::data_loaders::array::ArrayData;
 use crate::data_loaders::array::{fmt_shape, DType as ArrayDType};
-use crate::data_loaders::csv_file::{parse_csv, read_csv, CsvOptions, LabelColumn};
+use crate::data_loaders::csv_file::{parse_csv, read_csv, take_column, CsvOptions, LabelColumn};
+use crate::data_loaders::weights;
 use crate::data_loaders::{
     AutoData, DataInfo, DataLoader, InMemoryData, LoaderState, SetRef, Targets, TimeseriesWindows,
 };
@@ -45,6 +47,7 @@ impl JobConfig {
             let path = Path::new(&self.data.source);
             (self.data.source.as_str(), read_csv(path, opts)?)
         };
+        let (features, weights) = self.sample_weights(name, features)?;
         let labels = match labels {
             Some(l) if l.dtype == ArrayDType::I64 => l.to_u32_labels()?,
             _ => {
@@ -58,13 +61,63 @@ impl JobConfig {
         let scale = self.data.input_scale();
         values.iter_mut().for_each(|v| *v *= scale);
         let num_classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
-        InMemoryData::classification(
+        let data = InMemoryData::classification(
             name,
             values,
             features.sample_shape().to_vec(),
             labels,
             num_classes,
-        )
+        )?;
+        match weights {
+            Some((w, source)) => data.with_weights(w, &source),
+            None => Ok(data),
+        }
+    }
+
+    /// The per-sample weights of an in-memory source, and its features without them:
+    /// `data.weight_column` taken out of a CSV file's features, or `data.weights` read from
+    /// a file of their own; with where they came from, for errors.
+    #[allow(clippy::type_complexity)]
+    fn sample_weights(
+        &self,
+        name: &str,
+        features: ArrayData,
+    ) -> Result<(ArrayData, Option<(Vec<f32>, String)>)> {
+        let d = &self.data;
+        match (d.weight_column, &d.weights) {
+            (Some(_), Some(_)) => Err(Error::config(
+                "data.weight_column",
+                "give either a weight column or a weights file (data.weights), not both",
+            )),
+            (Some(_), None) if name == "digits" => Err(Error::config(
+                "data.weight_column",
+                "the embedded digits have no weight column: give data.weights (a file)",
+            )),
+            (Some(c), None) => {
+                // The label is the last column, so file column `c` is feature column `c`.
+                let cols = features.sample_len() + 1;
+                if c + 1 >= cols {
+                    return Err(Error::config(
+                        "data.weight_column",
+                        format!(
+                            "{c} is not a feature column of {name}: it has {cols} columns, \
+                             0..{} before the label in column {}",
+                            cols - 2,
+                            cols - 1
+                        ),
+                    ));
+                }
+                let (rest, w) = take_column(&features, c)?;
+                let source = format!("{name} (weight column {c})");
+                weights::check_weights(&source, &w)?;
+                Ok((rest, Some((w, source))))
+            }
+            (None, Some(path)) => {
+                let w = weights::read_weights_file(Path::new(path))?;
+                Ok((features, Some((w, path.clone()))))
+            }
+            (None, None) => Ok((features, None)),
+        }
     }
 
     /// Whether `data.source` is read into memory (digits, CSV) rather than by AutoData.
@@ -80,6 +133,7 @@ impl JobConfig {
         source: &str,
         file: Option<&str>,
         labels: Option<&str>,
+        weights: Option<&str>,
         batch_size: usize,
         shuffle: bool,
     ) -> Result<AutoData> {
@@ -94,6 +148,9 @@ impl JobConfig {
         }
         if let Some(l) = labels {
             b = b.labels(l);
+        }
+        if let Some(w) = weights {
+            b = b.weights(w);
         }
         b = b
             .preload(self.data.preload)
@@ -123,6 +180,13 @@ impl JobConfig {
     /// The train and validation loaders, and what the train data looks like.
     pub(super) fn loaders(&self) -> Result<Loaders> {
         if self.in_memory_source() {
+            if self.data.val_weights.is_some() {
+                return Err(Error::config(
+                    "data.val_weights",
+                    "an in-memory source is split by data.val_split, and the samples split off \
+                     keep their data.weights (or weight column)",
+                ));
+            }
             let data = self.load_data()?;
             let info = data.info();
             let (train, val) = data.split(self.data.val_fraction, self.train.seed)?;
@@ -138,10 +202,21 @@ impl JobConfig {
             });
         }
         let d = &self.data;
+        if d.weight_column.is_some() {
+            return Err(Error::config(
+                "data.weight_column",
+                format!(
+                    "works with a CSV file source read into memory; {} is read by AutoData: \
+                     give data.weights (a file) instead",
+                    d.source
+                ),
+            ));
+        }
         let train = self.auto_data(
             &d.source,
             d.file.as_deref(),
             d.labels.as_deref(),
+            d.weights.as_deref(),
             d.batch_size,
             d.shuffle,
         )?;
@@ -155,6 +230,13 @@ impl JobConfig {
                     "data.val_source",
                     "sequences cut into windows are not split by sample: give data.val_source \
                      (or data.val_file), or set data.val_split to 0",
+                ))
+            }
+            (None, None) if d.val_weights.is_some() => {
+                return Err(Error::config(
+                    "data.val_weights",
+                    "weighs data.val_source (or data.val_file), and neither is given: samples \
+                     split off by data.val_split keep their data.weights",
                 ))
             }
             (None, None) if d.val_fraction > 0.0 => {
@@ -176,7 +258,9 @@ impl JobConfig {
             Some(s) => {
                 let batch = d.val_batch_size.unwrap_or(d.batch_size);
                 let labels = d.val_labels.as_deref();
-                let val = self.auto_data(s, d.val_file.as_deref(), labels, batch, false)?;
+                let weights = d.val_weights.as_deref();
+                let val =
+                    self.auto_data(s, d.val_file.as_deref(), labels, weights, batch, false)?;
                 check_labels("data.val_source", s, &val, sequences)?;
                 Some(Box::new(val))
             }
@@ -201,8 +285,12 @@ fn read_all(data: &AutoData, source: &str) -> Result<InMemoryData> {
     let mut features: Vec<f32> = Vec::new();
     let mut ids: Vec<u32> = Vec::new();
     let mut values: Vec<f32> = Vec::new();
+    let mut weights: Vec<f32> = Vec::new();
     for name in data.plan_epoch(0, &mut state)? {
         let batch = data.load(&state, SetRef::new(&name), &device)?;
+        if let Some(w) = &batch.weights {
+            weights.extend(w.to_vec1::<f32>()?);
+        }
         let x = batch.x.to_dtype(candle_core::DType::F32)?.flatten_all()?;
         features.extend(x.to_vec1::<f32>()?);
         match batch.y.dtype() {
@@ -217,15 +305,20 @@ fn read_all(data: &AutoData, source: &str) -> Result<InMemoryData> {
         }
     }
     let sample_shape = info.sample_shape.clone();
-    match info.num_classes {
-        Some(n) => InMemoryData::classification(source, features, sample_shape, ids, n),
-        None => Ok(InMemoryData {
+    let all = match info.num_classes {
+        Some(n) => InMemoryData::classification(source, features, sample_shape, ids, n)?,
+        None => InMemoryData {
             name: source.to_string(),
             features,
             sample_shape,
             targets: Targets::Values(values),
-        }),
+            weights: None,
+        },
+    };
+    if !data.has_weights() {
+        return Ok(all);
     }
+    all.with_weights(weights, source)
 }
 
 impl JobConfig {

@@ -55,11 +55,12 @@ pub struct Evaluation {
     /// Samples evaluated.
     pub samples: u64,
     /// Every configured metric by name (as in the run's history without the `val_`
-    /// prefix); `null` where undefined (NaN).
+    /// prefix); `null` where undefined (NaN). Weighted by the samples' weights where the
+    /// data has them (`data.val_weights`).
     pub metrics: BTreeMap<String, Option<f64>>,
     /// Precision, recall, F1 and support per class (empty for regression).
     pub per_class: Vec<ClassRow>,
-    /// Counts `[actual][predicted]` (empty for regression).
+    /// Counts `[actual][predicted]` (empty for regression); samples, not weights.
     pub confusion_matrix: Vec<Vec<u64>>,
 }
 
@@ -88,7 +89,7 @@ impl Predictor {
             EvalData::Source(path) => {
                 let source = super::predict::with_dir(path);
                 let source = source.to_string_lossy();
-                let auto = job.auto_data(&source, None, None, batch_size, false)?;
+                let auto = job.auto_data(&source, None, None, None, batch_size, false)?;
                 (Box::new(auto), path.display().to_string())
             }
         };
@@ -125,13 +126,16 @@ impl Predictor {
                     }
                 };
                 let output = self.forward_scaled(&x)?;
-                let loss = loss_fn.forward(&output, &y, None)?;
+                // Per-sample weights where the data has them (`data.val_weights`, or the
+                // weights of samples split off by `data.val_split`).
+                let weights = b.weights.as_ref();
+                let loss = loss_fn.forward(&output, &y, weights)?;
                 let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 update(
                     &mut metrics,
                     confusion.as_mut(),
                     task,
-                    loss,
+                    (loss, weights),
                     &output,
                     &y,
                     &label,
@@ -162,13 +166,14 @@ impl Predictor {
     }
 }
 
-/// One batch into the metrics, exactly as the trainer's validation does it, and into the
-/// confusion matrix.
+/// One batch (its mean loss and sample weights) into the metrics, exactly as the
+/// trainer's validation does it, and into the confusion matrix (which counts samples,
+/// unweighted).
 fn update(
     m: &mut MetricSet,
     confusion: Option<&mut ConfusionMatrix>,
     task: Task,
-    mean_loss: f64,
+    (mean_loss, weights): (f64, Option<&candle_core::Tensor>),
     output: &candle_core::Tensor,
     y: &candle_core::Tensor,
     source: &str,
@@ -177,7 +182,8 @@ fn update(
         Error::Metric(e) => Error::Data(format!("{source}: {e}")),
         other => other,
     };
-    let scores = crate::trainer::update_metrics(m, task, mean_loss, output, y).map_err(bad)?;
+    let scores =
+        crate::trainer::update_metrics(m, task, mean_loss, output, y, weights).map_err(bad)?;
     if let (Some(c), Task::Classification { num_classes }) = (confusion, task) {
         let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
         for (row, &t) in scores.chunks_exact(num_classes).zip(&targets) {

@@ -186,6 +186,19 @@ pub struct DataConfig {
     /// A labels file for `val_source`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_labels: Option<String>,
+    /// A file of per-sample weights for `source` (npy, csv or safetensors; one number per
+    /// sample in set order, any numeric type, each finite and `>= 0`): the loss and every
+    /// metric weigh each sample by it (default: none, all samples weigh the same). They
+    /// follow their samples through shuffling, `val_split` and windows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
+    /// A weights file for `val_source` (or `val_file`), as `weights` (default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_weights: Option<String>,
+    /// With a CSV file `source`: the 0-based column holding per-sample weights, taken out
+    /// of the features (default: none). The label stays the last column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_column: Option<usize>,
     /// Cut each AutoData sample (a sequence, time on its first axis) into windows fed one
     /// per iteration to a stateful model (`lstm`, `gru`), which carries its state from one
     /// window to the next of the same sequences; per-step labels follow the windows.
@@ -251,6 +264,9 @@ impl Default for DataConfig {
             preload: false,
             labels: None,
             val_labels: None,
+            weights: None,
+            val_weights: None,
+            weight_column: None,
             windows: None,
             transforms: Vec::new(),
         }

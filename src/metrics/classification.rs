@@ -28,8 +28,8 @@ pub(super) fn outranked(row: &[f32], target: usize) -> usize {
 /// Hit counter shared by accuracy and top-k accuracy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AccuracyAccumulator {
-    correct: u64,
-    total: u64,
+    pub(super) correct: u64,
+    pub(super) total: u64,
 }
 
 impl AccuracyAccumulator {
@@ -48,7 +48,7 @@ impl AccuracyAccumulator {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct TopKAccumulator {
     k: usize,
-    hits: AccuracyAccumulator,
+    pub(super) hits: AccuracyAccumulator,
 }
 
 impl TopKAccumulator {
@@ -248,7 +248,7 @@ mod tests {
             0.2, 0.3, 0.3, 0.2, // target 0: 2 higher (0.3, 0.3) -> top3 hit only; argmax 1 -> miss
             0.9, 0.0, 0.0, 0.0, // target 0: hit everywhere
         ];
-        set.update_classification(0.0, &scores, 4, &[2, 3, 0, 0])
+        set.update_classification(0.0, &scores, 4, &[2, 3, 0, 0], None)
             .unwrap();
         // accuracy 1/4, top1 2/4, top2 2/4, top3 3/4
         let expected = [0.25, 0.5, 0.5, 0.75];
@@ -269,7 +269,7 @@ mod tests {
         let preds = [0, 2, 1, 0, 0, 1];
         let mut set =
             MetricSet::new(&all_classification(&[Average::Macro, Average::Micro]), 4).unwrap();
-        set.update_classification(0.0, &one_hot(&preds, 4), 4, &targets)
+        set.update_classification(0.0, &one_hot(&preds, 4), 4, &targets, None)
             .unwrap();
         assert_eq!(value(&set, "precision_macro"), 0.2222222222222222);
         assert_eq!(value(&set, "recall_macro"), 0.3333333333333333);
@@ -287,7 +287,7 @@ mod tests {
         let targets = [0, 1, 2, 2, 1, 0, 0, 2, 1, 1, 2, 0];
         let preds = [0, 2, 2, 2, 1, 1, 0, 0, 1, 0, 2, 0];
         let mut set = MetricSet::new(&all_classification(&[Average::Macro]), 3).unwrap();
-        set.update_classification(0.0, &one_hot(&preds, 3), 3, &targets)
+        set.update_classification(0.0, &one_hot(&preds, 3), 3, &targets, None)
             .unwrap();
         let tol = |a: f64, b: f64| (a - b).abs() < 1e-15;
         assert_eq!(value(&set, "accuracy"), 8.0 / 12.0);

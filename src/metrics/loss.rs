@@ -8,8 +8,8 @@ use super::base::ratio;
 /// batches of unequal size are weighted correctly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct LossAccumulator {
-    sum: f64,
-    count: u64,
+    pub(super) sum: f64,
+    pub(super) count: u64,
 }
 
 impl LossAccumulator {
@@ -34,9 +34,9 @@ mod tests {
     fn loss_is_mean_of_batch_sums() {
         let mut set = MetricSet::new(&[Metric::Loss], 0).unwrap();
         assert!(value(&set, "loss").is_nan());
-        set.update_regression(3.0, &[0.0, 0.0], &[0.0, 0.0])
+        set.update_regression(3.0, &[0.0, 0.0], &[0.0, 0.0], None)
             .unwrap();
-        set.update_regression(1.5, &[0.0], &[0.0]).unwrap();
+        set.update_regression(1.5, &[0.0], &[0.0], None).unwrap();
         // (3.0 + 1.5) / (2 + 1) = 1.5
         assert_eq!(value(&set, "loss"), 1.5);
         set.reset();

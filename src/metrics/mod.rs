@@ -9,8 +9,9 @@
 //!
 //! Files by concern: `base` holds names, directions, errors and input checks;
 //! each accumulator family has its own file (loss, classification,
-//! ranking, regression); `set` combines them into the checkpointed
-//! [`MetricSet`]; [`calibration`] picks thresholds and ensembles afterwards.
+//! ranking, regression); `weighted` holds their sample-weighted sums; `set`
+//! combines them into the checkpointed [`MetricSet`]; [`calibration`] picks
+//! thresholds and ensembles afterwards.
 
 mod base;
 pub mod calibration;
@@ -21,10 +22,12 @@ mod regression;
 mod set;
 #[cfg(test)]
 mod testing;
+mod weighted;
 
 pub use base::{direction_of, higher_is_better, Average, Direction, Metric, MetricError};
 pub use classification::{argmax, AccuracyAccumulator, ConfusionMatrix, TopKAccumulator};
 pub use loss::LossAccumulator;
 pub use ranking::RocAucAccumulator;
 pub use regression::RegressionAccumulator;
-pub use set::MetricSet;
+pub use set::{with_layout_before_weights, MetricSet};
+pub use weighted::WeightedSums;

@@ -8,8 +8,8 @@ use super::MetricError;
 /// Every (score, label) pair, so the AUC is exact rather than binned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct RocAucAccumulator {
-    scores: Vec<f64>,
-    positive: Vec<bool>,
+    pub(super) scores: Vec<f64>,
+    pub(super) positive: Vec<bool>,
 }
 
 impl RocAucAccumulator {

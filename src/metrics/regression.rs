@@ -11,12 +11,12 @@ use super::MetricError;
 /// variance. Updates are per sample, so batching never changes the result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct RegressionAccumulator {
-    n: u64,
-    mean_target: f64,
+    pub(super) n: u64,
+    pub(super) mean_target: f64,
     /// Sum of squared deviations of the target from its running mean.
-    m2_target: f64,
-    sum_sq_err: f64,
-    sum_abs_err: f64,
+    pub(super) m2_target: f64,
+    pub(super) sum_sq_err: f64,
+    pub(super) sum_abs_err: f64,
 }
 
 impl RegressionAccumulator {
@@ -79,7 +79,7 @@ mod tests {
         // Checked against scikit-learn 1.9.1 (0.9486081370449679).
         let ms = [Metric::Mse, Metric::Mae, Metric::R2];
         let mut set = MetricSet::new(&ms, 0).unwrap();
-        set.update_regression(0.0, &[2.5, 0.0, 2.0, 8.0], &[3.0, -0.5, 2.0, 7.0])
+        set.update_regression(0.0, &[2.5, 0.0, 2.0, 8.0], &[3.0, -0.5, 2.0, 7.0], None)
             .unwrap();
         let got: Vec<f64> = set.compute().into_iter().map(|(_, v)| v).collect();
         assert_eq!(got, [0.375, 0.5, 1.0 - 1.5 / 29.1875]);

@@ -236,7 +236,8 @@ pub mod format {
 
     /// Runs `f` with the train state read and written in checkpoint format `version`:
     /// the checkpoint loader decodes an older `state.bin` inside it, and fields that
-    /// format lacks take their defaults (format 4 added `rng.augment`).
+    /// format lacks take their defaults (format 4 added `rng.augment`, format 5 the
+    /// metrics' sample-weighted sums).
     pub fn with_format<T>(version: u32, f: impl FnOnce() -> T) -> T {
         struct Restore(Option<u32>);
         impl Drop for Restore {
@@ -245,6 +246,9 @@ pub mod format {
             }
         }
         let _restore = Restore(FORMAT.with(|c| c.replace(Some(version))));
+        if version < 5 {
+            return crate::metrics::with_layout_before_weights(f);
+        }
         f()
     }
 }

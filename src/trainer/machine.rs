@@ -182,7 +182,9 @@ impl Trainer {
             };
             let output = self.model.forward(&batch.x, &mut ctx)?;
             self.state.rng.dropout = self.dropout_rng.state();
-            let loss = self.loss.forward(&output, &batch.y, None)?;
+            let loss = self
+                .loss
+                .forward(&output, &batch.y, batch.weights.as_ref())?;
             let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !loss_value.is_finite() {
                 self.fire(Stage::Exception);
@@ -224,7 +226,14 @@ impl Trainer {
                 }
                 self.state.learning_rate = lr;
                 let mut m = self.metrics.clone();
-                update_metrics(&mut m, self.task, loss_value, &output, &batch.y)?;
+                update_metrics(
+                    &mut m,
+                    self.task,
+                    loss_value,
+                    &output,
+                    &batch.y,
+                    batch.weights.as_ref(),
+                )?;
                 row = m.compute();
                 row.push(("lr".into(), lr));
                 row.push(("grad_norm".into(), global));
@@ -408,10 +417,19 @@ impl Trainer {
             dropout_rng: &mut self.dropout_rng,
         };
         let output = self.model.forward(&batch.x, &mut ctx)?;
-        let loss = self.loss.forward(&output, &batch.y, None)?;
+        let loss = self
+            .loss
+            .forward(&output, &batch.y, batch.weights.as_ref())?;
         let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let mut m = std::mem::take(&mut self.state.val_metrics);
-        update_metrics(&mut m, self.task, loss_value, &output, &batch.y)?;
+        update_metrics(
+            &mut m,
+            self.task,
+            loss_value,
+            &output,
+            &batch.y,
+            batch.weights.as_ref(),
+        )?;
         self.state.val_metrics = m;
         let last_window = batch.is_last_window();
         if last_window {
@@ -548,6 +566,8 @@ fn mean_rows(mut rows: Vec<Vec<(String, f64)>>) -> Vec<(String, f64)> {
 
 /// Adds one batch to `m`: its mean loss (weighted by the samples, or by the predicted
 /// values for regression, as the loss itself) and its outputs against the targets `y`.
+/// With per-sample `weights` (`[batch]`) the loss is the batch's weighted mean and every
+/// metric is weighted (a regression sample's weight goes to each of its values).
 /// Returns the scores as the metrics saw them (non-finite ones ranked last), for callers
 /// that want more than the metric set (a confusion matrix). Training, validation and
 /// `evaluate` all go through here, so their numbers agree exactly.
@@ -557,8 +577,15 @@ pub(crate) fn update_metrics(
     mean_loss: f64,
     output: &Tensor,
     y: &Tensor,
+    weights: Option<&Tensor>,
 ) -> Result<Vec<f32>> {
     let n = output.dims().first().copied().unwrap_or(0);
+    let weights = match weights {
+        Some(w) => Some(w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
+        None => None,
+    };
+    // The loss's weighted mean times the weights' sum: the batch's weighted loss sum.
+    let weighted_sum = |w: &[f32]| mean_loss * w.iter().map(|x| f64::from(*x)).sum::<f64>();
     let mut scores = output
         .to_dtype(DType::F32)?
         .flatten_all()?
@@ -570,13 +597,34 @@ pub(crate) fn update_metrics(
     match task {
         Task::Classification { num_classes } => {
             let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-            m.update_classification(mean_loss * n as f64, &scores, num_classes, &targets)?;
+            let loss_sum = weights
+                .as_deref()
+                .map_or(mean_loss * n as f64, weighted_sum);
+            m.update_classification(loss_sum, &scores, num_classes, &targets, weights.as_deref())?;
         }
         Task::Regression => {
             let targets = y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
             // The regression loss is a mean over every predicted value (several per
             // sample for per-step time-series outputs), and so is the metric.
-            m.update_regression(mean_loss * scores.len() as f64, &scores, &targets)?;
+            let per_value = match &weights {
+                Some(w) if !w.is_empty() && scores.len() % w.len() == 0 => {
+                    let k = scores.len() / w.len();
+                    Some(w.iter().flat_map(|x| std::iter::repeat_n(*x, k)).collect())
+                }
+                Some(w) => {
+                    return Err(Error::Data(format!(
+                        "{} sample weights do not split {} predicted values into samples",
+                        w.len(),
+                        scores.len()
+                    )))
+                }
+                None => None,
+            };
+            let per_value: Option<Vec<f32>> = per_value;
+            let loss_sum = per_value
+                .as_deref()
+                .map_or(mean_loss * scores.len() as f64, weighted_sum);
+            m.update_regression(loss_sum, &scores, &targets, per_value.as_deref())?;
         }
     }
     Ok(scores)

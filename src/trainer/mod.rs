@@ -403,8 +403,8 @@ impl Trainer {
                 dropout_rng: &mut rng,
             };
             let output = self.model.forward(&batch.x, &mut ctx)?;
-            // No sample weights yet: batches do not carry any.
-            let grads = self.loss.forward(&output, &batch.y, None)?.backward()?;
+            let weights = batch.weights.as_ref();
+            let grads = self.loss.forward(&output, &batch.y, weights)?.backward()?;
             let sq = grad_sq_norms(self.optimizer.vars(), &grads)?;
             norms.push(sq.iter().sum::<f64>().sqrt());
         }
@@ -428,6 +428,20 @@ fn transform_batch(
             batch.set_name
         ))
     })?;
+    // Transforms act per sample and keep the batch's samples in order, so its per-sample
+    // weights stay as they are; a transform that changed the number of samples would
+    // leave them pointing at the wrong samples.
+    if let Some(w) = &batch.weights {
+        let samples = x.dims().first().copied().unwrap_or(0);
+        if w.elem_count() != samples {
+            return Err(Error::Data(format!(
+                "the transforms {:?} turned batch {} of {} weighted samples into {samples}",
+                transforms.names(),
+                batch.set_name,
+                w.elem_count()
+            )));
+        }
+    }
     Ok(Batch { x, y, ..batch })
 }
 
