@@ -13,6 +13,7 @@ mod data_config;
 mod faults;
 mod fuzz_corpus;
 mod init_summary;
+mod metrics_by_name;
 mod mnist_job;
 mod optimizers;
 mod readme;

@@ -200,7 +200,7 @@ fn confusion_writer(run_dir: PathBuf, names: Vec<String>, history: bool) -> Conf
         });
         let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
         let title = format!(
-            "validation {} (epoch {}, {} samples)",
+            "confusion matrix, validation {} (epoch {}, {} samples)",
             at.validation,
             at.epoch,
             m.total()
