@@ -4,6 +4,7 @@
 //! change the learning rate, ask to stop, ask for a checkpoint, skip a batch. Callbacks
 //! with memory (early-stopping counters, best values) save it into the checkpoint.
 
+mod calibration;
 mod csv_logger;
 mod early_stopping;
 mod health;
@@ -12,6 +13,7 @@ mod lr_schedule;
 mod progress;
 pub mod tensorboard;
 
+pub use calibration::{Calibration, CalibrationState};
 pub use csv_logger::CsvLogger;
 pub use early_stopping::{EarlyStopping, EarlyStoppingState};
 pub use health::{HealthCheck, HealthPolicy};
@@ -23,6 +25,7 @@ pub use tensorboard::TensorBoard;
 use candle_core::backprop::GradStore;
 
 use crate::error::Result;
+use crate::metrics::BatchView;
 use crate::optim::NamedVar;
 use crate::state::{StopRequest, TrainState};
 
@@ -103,8 +106,9 @@ pub struct Control {
     pub learning_rate: Option<f64>,
 }
 
-/// What a callback sees: the state, the model's variables (by name) and, from
-/// `BeforeStep` to `TrainIterEnd`, the gradients of the current batch; plus the controls.
+/// What a callback sees: the state, the model's variables (by name), from `BeforeStep` to
+/// `TrainIterEnd` the gradients of the current batch, at the batch- and iteration-end
+/// stages the batch's outputs and targets; plus the controls.
 pub struct TrainerView<'a> {
     /// The whole train state as it stands at this stage (read-only).
     pub state: &'a TrainState,
@@ -117,6 +121,13 @@ pub struct TrainerView<'a> {
     /// The requests made so far in this transition (by this and earlier callbacks); the
     /// methods below set them.
     pub control: &'a mut Control,
+    /// The outputs and targets of the iteration just done (read-only), at
+    /// `TrainBatchEnd`, `TrainIterEnd`, `ValBatchEnd` and `ValIterEnd`; which set they
+    /// are from is `state.set_kind`. They are the host copy the metrics were fed (scores
+    /// as `f32` rows, non-finite ones replaced by `f32::MIN`), lent without another copy.
+    /// `None` at other stages, and for a train batch skipped or whose loss was not
+    /// finite.
+    pub outputs: Option<BatchView<'a>>,
 }
 
 impl TrainerView<'_> {

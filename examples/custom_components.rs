@@ -6,17 +6,19 @@
 //! cargo run --release --example custom_components -- train examples/configs/custom_components.json
 //! ```
 //!
-//! The program registers a model (`tanh_mlp`) and a loss (`focal`) in a registry that
-//! starts with every built-in, then hands the command line to `deeptrain::cli::main_with`.
-//! Everything `deeptrain` does works on jobs that name them: `train`, `resume` (which
-//! rebuilds both by name), `evaluate`, `predict`, `export`, `list` (which shows their
-//! arguments and defaults, read from the argument types and their doc comments).
+//! The program registers a model (`tanh_mlp`), a loss (`focal`) and a streaming metric
+//! (`iou`) in a registry that starts with every built-in, then hands the command line to
+//! `deeptrain::cli::main_with`. Everything `deeptrain` does works on jobs that name them:
+//! `train`, `resume` (which rebuilds them by name, the metric's mid-validation state
+//! included), `evaluate`, `predict`, `export`, `list` (which shows their arguments and
+//! defaults, read from the argument types and their doc comments).
 
 use candle_core::{DType, Tensor, D};
 use candle_nn::{Linear, Module, VarMap};
 use deeptrain::losses::{Loss, Targets};
+use deeptrain::metrics::{BatchView, StreamingMetric};
 use deeptrain::model::{build_seeded, ForwardCtx};
-use deeptrain::registry::{LossCtx, ModelCtx, Registry};
+use deeptrain::registry::{LossCtx, MetricCtx, ModelCtx, Registry};
 use deeptrain::Model;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -122,6 +124,117 @@ impl Loss for Focal {
     }
 }
 
+/// Intersection over union of predicted and actual class (Jaccard), tp / (tp + fp + fn):
+/// of one class, or the mean over the classes that occur.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+struct IouArgs {
+    /// The class measured (default: the mean over every class that occurs).
+    class: Option<usize>,
+}
+
+/// The streaming state: per class, samples predicted and actual, and both at once.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct IouCounts {
+    tp: Vec<u64>,
+    fp: Vec<u64>,
+    fn_: Vec<u64>,
+}
+
+struct Iou {
+    class: Option<usize>,
+    counts: IouCounts,
+}
+
+impl Iou {
+    fn new(args: IouArgs, ctx: &MetricCtx) -> deeptrain::Result<Self> {
+        let Some(k) = ctx.num_classes else {
+            return Err(deeptrain::Error::config(
+                "iou",
+                "needs class ids as targets",
+            ));
+        };
+        if args.class.is_some_and(|c| c >= k) {
+            return Err(deeptrain::Error::config(
+                "iou.class",
+                format!("{:?} is not one of the {k} classes", args.class),
+            ));
+        }
+        let zeros = vec![0; k];
+        Ok(Self {
+            class: args.class,
+            counts: IouCounts {
+                tp: zeros.clone(),
+                fp: zeros.clone(),
+                fn_: zeros,
+            },
+        })
+    }
+
+    fn iou(&self, c: usize) -> Option<f64> {
+        let (tp, fp, fn_) = (self.counts.tp[c], self.counts.fp[c], self.counts.fn_[c]);
+        let union = tp + fp + fn_;
+        (union > 0).then(|| tp as f64 / union as f64)
+    }
+}
+
+impl StreamingMetric for Iou {
+    fn name(&self) -> String {
+        match self.class {
+            Some(c) => format!("iou_{c}"),
+            None => "iou".into(),
+        }
+    }
+
+    fn update(&mut self, batch: &BatchView) -> deeptrain::Result<()> {
+        let targets = batch.classes().unwrap_or_default();
+        for (i, &t) in targets.iter().enumerate() {
+            let row = batch.row(i);
+            let pred = deeptrain::metrics::argmax(row);
+            if pred == t as usize {
+                self.counts.tp[pred] += 1;
+            } else {
+                self.counts.fp[pred] += 1;
+                self.counts.fn_[t as usize] += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn values(&self) -> Vec<(String, f64)> {
+        let value = match self.class {
+            Some(c) => self.iou(c).unwrap_or(f64::NAN),
+            None => {
+                let present: Vec<f64> = (0..self.counts.tp.len())
+                    .filter_map(|c| self.iou(c))
+                    .collect();
+                present.iter().sum::<f64>() / present.len() as f64
+            }
+        };
+        vec![(self.name(), value)]
+    }
+
+    fn reset(&mut self) {
+        for v in [
+            &mut self.counts.tp,
+            &mut self.counts.fp,
+            &mut self.counts.fn_,
+        ] {
+            v.iter_mut().for_each(|x| *x = 0);
+        }
+    }
+
+    fn save_state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.counts).unwrap_or_default()
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) -> deeptrain::Result<()> {
+        self.counts = serde_json::from_value(state)
+            .map_err(|e| deeptrain::Error::config("iou", format!("saved state: {e}")))?;
+        Ok(())
+    }
+}
+
 fn main() {
     let mut registry = Registry::with_builtins();
     registry.model("tanh_mlp", |args: TanhMlpArgs, ctx: &mut ModelCtx| {
@@ -129,6 +242,9 @@ fn main() {
     });
     registry.loss("focal", |args: FocalArgs, _ctx: &LossCtx| {
         Ok(Box::new(Focal { gamma: args.gamma }) as Box<dyn Loss>)
+    });
+    registry.metric("iou", |args: IouArgs, ctx: &MetricCtx| {
+        Ok(Box::new(Iou::new(args, ctx)?) as Box<dyn StreamingMetric>)
     });
     std::process::exit(deeptrain::cli::main_with(registry));
 }

@@ -72,7 +72,8 @@ pub struct CheckpointMeta {
     pub saved_because: SaveReason,
     /// The resolved job config as JSON, when the run was built from one.
     pub job_config: Option<String>,
-    /// Saved state of callbacks, by callback name, as JSON text.
+    /// Saved state of callbacks, by callback name, and of streaming metrics (as
+    /// `metric:NAME`), as JSON text.
     pub callbacks: Vec<(String, String)>,
     /// Size and SHA-256 of every tensor file, checked on load.
     pub files: Vec<FileDigest>,

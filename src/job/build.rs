@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::losses::Loss;
 use crate::model::Model;
 use crate::model::Task;
-use crate::registry::{self, CallbackCtx, LossCtx, ModelCtx, Registry, ScheduleCtx};
+use crate::registry::{self, CallbackCtx, LossCtx, MetricCtx, ModelCtx, Registry, ScheduleCtx};
 use crate::rng::{RngStream, StreamId};
 use crate::trainer::default_loss;
 use crate::trainer::Trainer;
@@ -156,6 +156,17 @@ impl JobConfig {
             (registry.optimizers.get(&self.optimizer.name)?.factory())(&self.optimizer.args, vars)?;
         let loss = self.new_loss(registry, &info)?;
         let (transforms, batches) = self.new_transforms(registry, &info)?;
+        let metric_ctx = MetricCtx {
+            num_classes: batches.num_classes,
+            class_names: self.data.class_names.as_deref(),
+            run_dir: &self.train.run_dir,
+        };
+        let metrics = self
+            .train
+            .metrics
+            .iter()
+            .map(|m| registry.build_metric(m, &metric_ctx))
+            .collect::<Result<Vec<_>>>()?;
         let mut builder = Trainer::builder_boxed(model, optimizer)
             .boxed_data(train, val)
             .config(self.train.clone())
@@ -165,6 +176,7 @@ impl JobConfig {
             .device(device)
             .boxed_loss(loss)
             .init_rng(init)
+            .built_metrics(metrics)
             .name(self.name.clone())
             .job_config(
                 serde_json::to_value(self).map_err(|e| Error::config("job", e.to_string()))?,

@@ -103,7 +103,7 @@ impl Predictor {
         loader.configure_state(&mut state);
         let task = self.task();
         let loss_fn = self.loss();
-        let mut metrics = crate::trainer::metric_template(task, &job.train.metrics)?;
+        let mut metrics = crate::trainer::metric_template(task, &job.train.metrics, true)?;
         let mut confusion = match task {
             Task::Classification { num_classes } => Some(
                 ConfusionMatrix::new(num_classes)
@@ -182,8 +182,9 @@ fn update(
         Error::Metric(e) => Error::Data(format!("{source}: {e}")),
         other => other,
     };
-    let scores =
-        crate::trainer::update_metrics(m, task, mean_loss, output, y, weights).map_err(bad)?;
+    let scores = crate::trainer::update_metrics(m, task, mean_loss, output, y, weights)
+        .map_err(bad)?
+        .scores;
     if let (Some(c), Task::Classification { num_classes }) = (confusion, task) {
         let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
         for (row, &t) in scores.chunks_exact(num_classes).zip(&targets) {

@@ -70,6 +70,9 @@ impl JobConfig {
                 *c = registry.callbacks.resolve(c)?;
             }
         }
+        for m in &mut job.train.metrics {
+            *m = registry.resolve_metric(m, strict)?;
+        }
         for (i, t) in job.data.transforms.iter_mut().enumerate() {
             if strict || registry.transforms.contains(&t.name) {
                 *t = registry

@@ -158,6 +158,11 @@ impl ConfusionMatrix {
         self.counts.iter_mut().for_each(|c| *c = 0);
     }
 
+    /// Cells stored (`num_classes²` for a well-formed matrix).
+    pub(super) fn cells(&self) -> usize {
+        self.counts.len()
+    }
+
     /// (tp, fp, fn) for one class.
     fn class_counts(&self, class: usize) -> (u64, u64, u64) {
         let tp = self.count(class, class);

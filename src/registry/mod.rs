@@ -1,7 +1,7 @@
 //! Components by name: what a job config's `"name": "cnn"` means.
 //!
 //! A [`Registry`] maps names to factories, one table per kind of component (models,
-//! losses, optimizers, schedules, callbacks, transforms). Every factory takes its arguments as a typed,
+//! losses, optimizers, schedules, callbacks, transforms, metrics). Every factory takes its arguments as a typed,
 //! serde-readable struct, so the JSON of a job file is checked by the component's own type
 //! (an unknown or mistyped argument names the component and the argument), and `deeptrain
 //! list` prints every argument with its type, default and doc from the same type's schema.
@@ -26,15 +26,16 @@ use serde_json::{Map, Value};
 use crate::callbacks::Callback;
 use crate::error::{Error, Result};
 use crate::losses::Loss;
+use crate::metrics::{BuiltMetric, Metric, MetricSpec, StreamingMetric};
 use crate::model::Model;
 use crate::optim::{LrSchedule, NamedVar, TrainOptimizer};
 use crate::rng::RngStream;
 use crate::transforms::{BatchSpec, Transform};
 
 pub use builtins::{
-    AdagradArgs, AdamArgs, ConstantArgs, CosineArgs, EarlyStoppingArgs, ExponentialArgs, LionArgs,
-    MlpArgs, MultiStepArgs, OneCycleArgs, RecurrentArgs, ReduceOnPlateauArgs, RmspropArgs, SgdArgs,
-    StepArgs,
+    AdagradArgs, AdamArgs, CalibrationArgs, ConfusionMatrixArgs, ConstantArgs, CosineArgs,
+    EarlyStoppingArgs, ExponentialArgs, LionArgs, MlpArgs, MultiStepArgs, OneCycleArgs,
+    RecurrentArgs, ReduceOnPlateauArgs, RmspropArgs, SgdArgs, StepArgs, TopKAccuracyArgs,
 };
 pub use component::Component;
 pub use schema::ArgInfo;
@@ -106,6 +107,17 @@ pub struct TransformCtx<'a> {
     pub input: &'a BatchSpec,
 }
 
+/// What a metric factory is told besides its arguments.
+pub struct MetricCtx<'a> {
+    /// The number of classes when the targets are class ids (as the model outputs them,
+    /// after `data.transforms`); `None` for regression.
+    pub num_classes: Option<usize>,
+    /// `data.class_names`, when the job names its classes.
+    pub class_names: Option<&'a [String]>,
+    /// The run directory (files a metric writes belong under it).
+    pub run_dir: &'a Path,
+}
+
 /// Builds a model from its JSON arguments.
 pub type ModelFactory =
     dyn Fn(&Map<String, Value>, &mut ModelCtx) -> Result<Box<dyn Model>> + Send + Sync;
@@ -124,6 +136,10 @@ pub type CallbackFactory =
 /// Builds a transform of batches from its JSON arguments.
 pub type TransformFactory =
     dyn Fn(&Map<String, Value>, &TransformCtx) -> Result<Box<dyn Transform>> + Send + Sync;
+
+/// Builds a metric from its JSON arguments.
+pub type MetricFactory =
+    dyn Fn(&Map<String, Value>, &MetricCtx) -> Result<BuiltMetric> + Send + Sync;
 
 /// Reads a component's arguments and writes them back with every default filled in.
 type Resolver = dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>> + Send + Sync;
@@ -291,6 +307,8 @@ pub struct Registry {
     pub schedules: Kind<ScheduleFactory>,
     /// `"data": {"transforms": [{"name": ...}, ...]}`.
     pub transforms: Kind<TransformFactory>,
+    /// `"train": {"metrics": ["accuracy", {"name": ...}, ...]}`.
+    pub metrics: Kind<MetricFactory>,
 }
 
 /// The built-in registry, made once: what a job config is checked against when it is
@@ -316,6 +334,7 @@ impl Registry {
             callbacks: Kind::new("callback"),
             schedules: Kind::new("schedule"),
             transforms: Kind::new("transform"),
+            metrics: Kind::new("metric"),
         }
     }
 
@@ -469,6 +488,93 @@ impl Registry {
         self
     }
 
+    /// Registers a metric a job can list under `train.metrics`: `build` gets its typed
+    /// arguments and what the data says (classes, class names) and makes a
+    /// [`StreamingMetric`], whose state is saved in every checkpoint.
+    pub fn metric<A: Args>(
+        &mut self,
+        name: &str,
+        build: impl Fn(A, &MetricCtx) -> Result<Box<dyn StreamingMetric>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.metric_checked(name, |_| Ok(()), build)
+    }
+
+    /// [`Registry::metric`] with `validate` run on the arguments whenever they are read.
+    pub fn metric_checked<A: Args>(
+        &mut self,
+        name: &str,
+        validate: fn(&A) -> Result<()>,
+        build: impl Fn(A, &MetricCtx) -> Result<Box<dyn StreamingMetric>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.metric_built(name, validate, move |a, ctx| {
+            Ok(BuiltMetric::Streaming(build(a, ctx)?))
+        })
+    }
+
+    /// [`Registry::metric_checked`] for a factory that may also pick a metric of the
+    /// fixed set (how the built-ins are registered).
+    pub fn metric_built<A: Args>(
+        &mut self,
+        name: &str,
+        validate: fn(&A) -> Result<()>,
+        build: impl Fn(A, &MetricCtx) -> Result<BuiltMetric> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let read = reader(self.metrics.label, name, validate);
+        let r = read.clone();
+        let factory: Arc<MetricFactory> = Arc::new(move |map, ctx| build(r(map)?, ctx));
+        self.metrics.insert(name, read, factory);
+        self
+    }
+
+    /// Builds the metric a job's `train.metrics` entry names. `top{k}_accuracy` (e.g.
+    /// `top5_accuracy`) is `top_k_accuracy` with that `k`; an unknown name lists the
+    /// registered ones and the nearest match.
+    pub fn build_metric(&self, spec: &MetricSpec, ctx: &MetricCtx) -> Result<BuiltMetric> {
+        let spec = self.metric_component(spec)?;
+        let entry = self.metric_entry(&spec.name)?;
+        (entry.factory())(&spec.args, ctx)
+    }
+
+    /// `spec` with its arguments read by the metric's type and written back with their
+    /// defaults filled in (a `top{k}_accuracy` spelling is kept as it is); `strict`
+    /// false keeps names this registry does not know as they are.
+    pub fn resolve_metric(&self, spec: &MetricSpec, strict: bool) -> Result<MetricSpec> {
+        if top_k_spelling(spec).is_some() {
+            return Ok(spec.clone());
+        }
+        if !strict && !self.metrics.contains(&spec.name) {
+            return Ok(spec.clone());
+        }
+        let entry = self.metric_entry(&spec.name)?;
+        Ok(MetricSpec {
+            name: spec.name.clone(),
+            args: (entry.resolve)(&spec.args)?,
+        })
+    }
+
+    /// The entry of metric `name`; unknown names are an error of `train.metrics`.
+    fn metric_entry(&self, name: &str) -> Result<&Entry<MetricFactory>> {
+        self.metrics
+            .entries
+            .get(name)
+            .ok_or_else(|| Error::config("train.metrics", self.metrics.unknown(name)))
+    }
+
+    /// `spec` as the registry names it: `top5_accuracy` is `top_k_accuracy` with `k` 5.
+    fn metric_component(&self, spec: &MetricSpec) -> Result<Component> {
+        if let Some(k) = top_k_spelling(spec) {
+            if !self.metrics.contains(&spec.name) {
+                let mut c = Component::named("top_k_accuracy");
+                c.set("k", k);
+                return Ok(c);
+            }
+        }
+        Ok(Component {
+            name: spec.name.clone(),
+            args: spec.args.clone(),
+        })
+    }
+
     /// Every kind with its entries described, in the order `deeptrain list` prints them.
     pub fn listing(&self) -> Vec<KindListing> {
         fn of<F: ?Sized>(plural: &'static str, slot: &'static str, kind: &Kind<F>) -> KindListing {
@@ -508,7 +614,16 @@ impl Registry {
                 r#""data": {"transforms": [{"name": ...}]}"#,
                 &self.transforms,
             ),
+            of("metrics", r#""train": {"metrics": [...]}"#, &self.metrics),
         ]
+    }
+}
+
+/// The `k` of a `top{k}_accuracy` spelling without arguments.
+fn top_k_spelling(spec: &MetricSpec) -> Option<usize> {
+    match Metric::from_name(&spec.name) {
+        Ok(Metric::TopKAccuracy(k)) if spec.args.is_empty() => Some(k),
+        _ => None,
     }
 }
 

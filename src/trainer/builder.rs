@@ -14,7 +14,9 @@ use crate::data_loaders::{DataLoader, LoaderState};
 use crate::error::{Error, Result};
 use crate::interrupt::InterruptHandle;
 use crate::losses::{CrossEntropy, Loss, Mse, Targets};
-use crate::metrics::{higher_is_better, Metric, MetricSet};
+use crate::metrics::{
+    higher_is_better, BuiltMetric, Direction, Metric, MetricSet, MetricSpec, StreamingMetric,
+};
 use crate::model::{parameter_count, Model, Task};
 use crate::optim::{named_vars, Accumulator, TrainOptimizer};
 use crate::report::data::flatten_config;
@@ -42,6 +44,10 @@ pub struct TrainerBuilder {
     pub(super) interrupt: Option<InterruptHandle>,
     pub(super) resume_from: Option<PathBuf>,
     pub(super) transforms: Transforms,
+    /// The job's metrics as the registry built them (replaces reading `config.metrics`).
+    pub(super) built_metrics: Option<Vec<BuiltMetric>>,
+    /// Streaming metrics added in code.
+    pub(super) streaming: Vec<Box<dyn StreamingMetric>>,
 }
 
 impl TrainerBuilder {
@@ -158,6 +164,22 @@ impl TrainerBuilder {
         self.transforms = transforms;
         self
     }
+    /// Adds a streaming metric (a user's own, or a built-in one from the registry's
+    /// `metrics`): fed every validation batch (and each train batch on its own, unless it
+    /// says otherwise), its values logged as `NAME` and `val_NAME`, its state saved in
+    /// every checkpoint. Names must be unique.
+    pub fn metric(mut self, metric: impl StreamingMetric + 'static) -> Self {
+        self.streaming.push(Box::new(metric));
+        self
+    }
+    /// The run's metrics as a registry built them from `config.metrics` (the job
+    /// builder's way): the fixed-set ones go into the checkpointed [`MetricSet`], the rest
+    /// are streaming metrics. Without it the builder reads `config.metrics` itself, fixed-
+    /// set names only.
+    pub fn built_metrics(mut self, metrics: Vec<BuiltMetric>) -> Self {
+        self.built_metrics = Some(metrics);
+        self
+    }
     /// Continues the run saved at `path` (a run directory: its newest good checkpoint;
     /// or one checkpoint directory) instead of starting fresh. The trainer must be built
     /// the same way as the one that saved it. A path without a loadable checkpoint is an
@@ -224,7 +246,19 @@ impl TrainerBuilder {
             val.configure_state(&mut val_loader);
         }
         let key_metric = self.config.key_metric.clone();
-        let metrics = metric_template(task, &self.config.metrics)?;
+        let (metrics, mut streaming) = match self.built_metrics {
+            Some(built) => split_metrics(task, !self.config.metrics.is_empty(), built)?,
+            None => (
+                metric_template(task, &self.config.metrics, false)?,
+                Vec::new(),
+            ),
+        };
+        streaming.extend(self.streaming);
+        check_metric_names(&metrics, &streaming)?;
+        let key_direction = streaming
+            .iter()
+            .find(|m| key_metric.strip_prefix("val_").unwrap_or(&key_metric) == m.name())
+            .map(|m| m.direction() == Direction::Max);
         let base_lr = self.optimizer.learning_rate();
         let state = TrainState {
             epoch: 0,
@@ -239,7 +273,8 @@ impl TrainerBuilder {
             train_history: History::default(),
             val_history: History::default(),
             epoch_ends: Vec::new(),
-            key_metric_higher_is_better: higher_is_better(&key_metric),
+            key_metric_higher_is_better: key_direction
+                .unwrap_or_else(|| higher_is_better(&key_metric)),
             key_metric,
             best: None,
             learning_rate: base_lr,
@@ -303,6 +338,8 @@ impl TrainerBuilder {
             base_lr,
             max_time_secs,
             metrics,
+            streaming,
+            last_batch: None,
             train_data,
             val_data: self.val_data,
             callbacks: Vec::new(),
@@ -354,19 +391,54 @@ fn check_loss_fits(loss: &dyn Loss, task: Task) -> Result<()> {
 }
 
 /// The metric set a task computes, from the configured names (what training and
-/// evaluation both update).
-pub(crate) fn metric_template(task: Task, names: &[String]) -> Result<MetricSet> {
+/// evaluation both update): fixed-set names only (`accuracy`, `top5_accuracy`, ...).
+/// `lenient` (evaluation) leaves out the names the fixed set does not have (streaming
+/// metrics, `roc_auc` over more than two classes) instead of refusing them.
+pub(crate) fn metric_template(
+    task: Task,
+    specs: &[MetricSpec],
+    lenient: bool,
+) -> Result<MetricSet> {
+    let classes = match task {
+        Task::Classification { num_classes } => num_classes,
+        Task::Regression => 0,
+    };
+    let mut metrics = Vec::new();
+    for spec in specs {
+        let metric = match Metric::from_name(&spec.name) {
+            Ok(Metric::RocAuc) if lenient && classes != 2 => continue,
+            Ok(m) if spec.args.is_empty() => m,
+            Ok(_) if lenient => continue,
+            Ok(_) => {
+                return Err(Error::config(
+                    "train.metrics",
+                    format!(
+                        "`{}` with arguments: build the run from a job config (its metrics \
+                         are read through the registry) or add the metric in code",
+                        spec.name
+                    ),
+                ))
+            }
+            Err(_) if lenient => continue,
+            Err(e) => return Err(Error::config("train.metrics", e.to_string())),
+        };
+        metrics.push(metric);
+    }
+    standard_set(task, specs.is_empty(), metrics)
+}
+
+/// The fixed set of `metrics` (loss first, each once), or the task's defaults when the
+/// config named no metric at all.
+fn standard_set(task: Task, use_defaults: bool, metrics: Vec<Metric>) -> Result<MetricSet> {
     let (defaults, classes): (&[Metric], usize) = match task {
         Task::Classification { num_classes } => (&[Metric::Loss, Metric::Accuracy], num_classes),
         Task::Regression => (&[Metric::Loss, Metric::Mse, Metric::Mae, Metric::R2], 0),
     };
-    let metrics: Vec<Metric> = if names.is_empty() {
+    let metrics: Vec<Metric> = if use_defaults {
         defaults.to_vec()
     } else {
         let mut m = vec![Metric::Loss];
-        for n in names {
-            let metric =
-                Metric::from_name(n).map_err(|e| Error::config("train.metrics", e.to_string()))?;
+        for metric in metrics {
             if !m.contains(&metric) {
                 m.push(metric);
             }
@@ -374,6 +446,40 @@ pub(crate) fn metric_template(task: Task, names: &[String]) -> Result<MetricSet>
         m
     };
     MetricSet::new(&metrics, classes).map_err(|e| Error::config("train.metrics", e.to_string()))
+}
+
+/// Metrics a registry built, split into the fixed set and the streaming ones.
+fn split_metrics(
+    task: Task,
+    configured: bool,
+    built: Vec<BuiltMetric>,
+) -> Result<(MetricSet, Vec<Box<dyn StreamingMetric>>)> {
+    let mut standard = Vec::new();
+    let mut streaming = Vec::new();
+    for m in built {
+        match m {
+            BuiltMetric::Standard(m) => standard.push(m),
+            BuiltMetric::Streaming(m) => streaming.push(m),
+        }
+    }
+    Ok((standard_set(task, !configured, standard)?, streaming))
+}
+
+/// Streaming metrics key their saved state by name: no two alike, none named like a
+/// metric of the fixed set (whose values they would shadow).
+fn check_metric_names(set: &MetricSet, streaming: &[Box<dyn StreamingMetric>]) -> Result<()> {
+    for (i, m) in streaming.iter().enumerate() {
+        let name = m.name();
+        if streaming[..i].iter().any(|o| o.name() == name)
+            || set.metrics().iter().any(|s| s.name() == name)
+        {
+            return Err(Error::config(
+                "train.metrics",
+                format!("`{name}` is listed twice: each metric once"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::metrics::MetricSpec;
 use crate::optim::Schedule;
 use crate::state::TrainState;
 
@@ -72,10 +73,12 @@ pub struct TrainConfig {
     pub keep_last: usize,
     /// Keep the checkpoint with the best key metric in `RUN_DIR/best/` (default on).
     pub save_best: bool,
-    /// Metrics computed per train batch and per validation (`loss`, `accuracy`,
-    /// `top5_accuracy`, `f1_macro`, `roc_auc`, `mse`, `r2`, ...). Default (empty): `loss`
-    /// and `accuracy` for classification, `loss`, `mse`, `mae`, `r2` for regression.
-    pub metrics: Vec<String>,
+    /// Metrics computed per train batch and per validation, by name (`loss`, `accuracy`,
+    /// `top5_accuracy`, `f1_macro`, `roc_auc`, `mse`, `r2`, `confusion_matrix`, a user's
+    /// registered metric; `deeptrain list metrics`), each a name or `{"name": ...,
+    /// arguments}`. Default (empty): `loss` and `accuracy` for classification, `loss`,
+    /// `mse`, `mae`, `r2` for regression.
+    pub metrics: Vec<MetricSpec>,
     /// Metric deciding "best", e.g. `val_loss` (the default) or `val_accuracy`.
     pub key_metric: String,
     /// Learning-rate schedule over optimizer steps (base rate: the optimizer's own;

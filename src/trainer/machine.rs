@@ -33,7 +33,7 @@ use crate::callbacks::{Control, Stage, TrainerView};
 use crate::checkpoint::SaveReason;
 use crate::data_loaders::SetRef;
 use crate::error::{Error, Result};
-use crate::metrics::{Direction, MetricSet};
+use crate::metrics::{Direction, HostBatch, MetricSet};
 use crate::model::{ForwardCtx, Task};
 use crate::optim::grad_sq_norms;
 use crate::state::{AfterValidation, Best, DoneReason, Phase, SetKind, StopRequest};
@@ -149,6 +149,7 @@ impl Trainer {
 
     fn train_iteration(&mut self) -> Result<()> {
         let started = Instant::now();
+        self.last_batch = None;
         let steps_before = self.state.global_step;
         // Windows (stateful time series): a set may be cut into several windows, one per
         // iteration. It stays first in `sets_to_process` until its last window is fit;
@@ -226,7 +227,7 @@ impl Trainer {
                 }
                 self.state.learning_rate = lr;
                 let mut m = self.metrics.clone();
-                update_metrics(
+                let host = update_metrics(
                     &mut m,
                     self.task,
                     loss_value,
@@ -235,6 +236,8 @@ impl Trainer {
                     batch.weights.as_ref(),
                 )?;
                 row = m.compute();
+                self.streaming_train_row(&host, &mut row)?;
+                self.last_batch = Some(host);
                 row.push(("lr".into(), lr));
                 row.push(("grad_norm".into(), global));
             }
@@ -388,6 +391,7 @@ impl Trainer {
         let sets = val.plan_epoch(epoch, &mut self.state.val_data.loader)?;
         self.state.val_data.start_epoch(epoch, sets);
         self.state.val_metrics = self.metrics.clone();
+        self.streaming_reset();
         self.state.phase = Phase::Validate { then };
         self.fire(Stage::ValBegin);
         Ok(())
@@ -395,6 +399,7 @@ impl Trainer {
 
     fn val_iteration(&mut self) -> Result<()> {
         let started = Instant::now();
+        self.last_batch = None;
         let Some(val) = &self.val_data else {
             return Err(Error::Data(
                 "validation phase without validation data".into(),
@@ -422,15 +427,18 @@ impl Trainer {
             .forward(&output, &batch.y, batch.weights.as_ref())?;
         let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let mut m = std::mem::take(&mut self.state.val_metrics);
-        update_metrics(
+        let host = update_metrics(
             &mut m,
             self.task,
             loss_value,
             &output,
             &batch.y,
             batch.weights.as_ref(),
-        )?;
+        );
         self.state.val_metrics = m;
+        let host = host?;
+        self.streaming_update(&host)?;
+        self.last_batch = Some(host);
         let last_window = batch.is_last_window();
         if last_window {
             self.state.val_data.finish_set();
@@ -454,11 +462,13 @@ impl Trainer {
             .val_metrics
             .compute()
             .into_iter()
+            .chain(self.streaming_values())
             .map(|(k, v)| (format!("val_{k}"), v))
             .collect();
         self.state.val_history.push(self.state.batches_fit, &values);
         self.state.times_validated += 1;
         self.state.val_metrics.reset();
+        self.streaming_validation_end();
         self.update_best(&values);
         self.state.phase = match then {
             AfterValidation::Train => Phase::Train,
@@ -511,6 +521,13 @@ impl Trainer {
                 vars: &self.model_vars,
                 grads: self.grads.as_ref(),
                 control: &mut self.control,
+                outputs: match stage {
+                    Stage::TrainBatchEnd
+                    | Stage::TrainIterEnd
+                    | Stage::ValBatchEnd
+                    | Stage::ValIterEnd => self.last_batch.as_ref().map(HostBatch::view),
+                    _ => None,
+                },
             };
             if let Err(e) = cb.on_stage(stage, &mut view) {
                 if self.callback_error.is_none() {
@@ -568,9 +585,10 @@ fn mean_rows(mut rows: Vec<Vec<(String, f64)>>) -> Vec<(String, f64)> {
 /// values for regression, as the loss itself) and its outputs against the targets `y`.
 /// With per-sample `weights` (`[batch]`) the loss is the batch's weighted mean and every
 /// metric is weighted (a regression sample's weight goes to each of its values).
-/// Returns the scores as the metrics saw them (non-finite ones ranked last), for callers
-/// that want more than the metric set (a confusion matrix). Training, validation and
-/// `evaluate` all go through here, so their numbers agree exactly.
+/// Returns the host copy the metrics saw (non-finite scores ranked last), for streaming
+/// metrics, callbacks and callers that want more than the metric set (a confusion
+/// matrix). Training, validation and `evaluate` all go through here, so their numbers
+/// agree exactly.
 pub(crate) fn update_metrics(
     m: &mut MetricSet,
     task: Task,
@@ -578,7 +596,7 @@ pub(crate) fn update_metrics(
     output: &Tensor,
     y: &Tensor,
     weights: Option<&Tensor>,
-) -> Result<Vec<f32>> {
+) -> Result<HostBatch> {
     let n = output.dims().first().copied().unwrap_or(0);
     let weights = match weights {
         Some(w) => Some(w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
@@ -594,13 +612,15 @@ pub(crate) fn update_metrics(
     for x in scores.iter_mut().filter(|x| !x.is_finite()) {
         *x = f32::MIN;
     }
-    match task {
+    let columns = scores.len().checked_div(n).unwrap_or(1);
+    let (targets, num_classes) = match task {
         Task::Classification { num_classes } => {
             let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
             let loss_sum = weights
                 .as_deref()
                 .map_or(mean_loss * n as f64, weighted_sum);
             m.update_classification(loss_sum, &scores, num_classes, &targets, weights.as_deref())?;
+            (Ok(targets), Some(num_classes))
         }
         Task::Regression => {
             let targets = y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
@@ -625,7 +645,15 @@ pub(crate) fn update_metrics(
                 .as_deref()
                 .map_or(mean_loss * scores.len() as f64, weighted_sum);
             m.update_regression(loss_sum, &scores, &targets, per_value.as_deref())?;
+            (Err(targets), None)
         }
-    }
-    Ok(scores)
+    };
+    Ok(HostBatch {
+        scores,
+        columns,
+        targets,
+        weights,
+        num_classes,
+        mean_loss,
+    })
 }

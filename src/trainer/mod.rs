@@ -5,6 +5,7 @@
 //! - `builder.rs`: building a trainer from parts made in code;
 //! - `config.rs`: the loop settings (`TrainConfig`, `Every`);
 //! - `persist.rs`: checkpoints and reports written and read back;
+//! - `streaming.rs`: the streaming metrics, fed and checkpointed;
 //! - `lock.rs`: one writer per run directory (`RunLock`, held by `fit`).
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use crate::data_loaders::{Batch, DataLoader, SetRef};
 use crate::error::{Error, Result};
 use crate::interrupt::InterruptHandle;
 use crate::losses::Loss;
-use crate::metrics::MetricSet;
+use crate::metrics::{HostBatch, MetricSet, StreamingMetric};
 use crate::model::{parameter_count, ForwardCtx, Model, Task};
 use crate::optim::{grad_sq_norms, Accumulator, NamedVar, TrainOptimizer};
 use crate::rng::RngStream;
@@ -31,6 +32,7 @@ mod config;
 mod lock;
 mod machine;
 mod persist;
+mod streaming;
 
 pub(crate) use builder::metric_template;
 pub use builder::{default_loss, TrainerBuilder};
@@ -83,6 +85,12 @@ pub struct Trainer {
     max_time_secs: Option<f64>,
     /// Empty metric set cloned for every batch and validation.
     metrics: MetricSet,
+    /// Metrics beyond the fixed set (users' own, `confusion_matrix`, multi-class
+    /// `roc_auc`); their state is saved in checkpoints by name.
+    streaming: Vec<Box<dyn StreamingMetric>>,
+    /// The host copy of the outputs and targets of the iteration in progress, made for
+    /// the metrics and lent to callbacks at its batch-end stages.
+    last_batch: Option<HostBatch>,
     train_data: Box<dyn DataLoader>,
     val_data: Option<Box<dyn DataLoader>>,
     callbacks: Vec<Box<dyn Callback>>,
@@ -142,6 +150,8 @@ impl Trainer {
             interrupt: None,
             resume_from: None,
             transforms: Transforms::default(),
+            built_metrics: None,
+            streaming: Vec::new(),
         }
     }
 

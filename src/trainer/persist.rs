@@ -113,6 +113,7 @@ impl Trainer {
             .iter()
             .filter_map(|c| c.save_state().map(|v| (c.name(), v.to_string())))
             .collect();
+        callbacks.extend(self.streaming_states());
         // State loaded for a callback not registered (yet) is kept, never dropped.
         callbacks.extend(
             self.pending_callback_states
@@ -202,13 +203,22 @@ impl Trainer {
     pub(crate) fn apply_checkpoint(&mut self, ckpt: LoadedCheckpoint) -> Result<()> {
         let weights = ckpt.weights_for(&self.model_vars, &self.device)?;
         let mut callback_states = Vec::new();
+        let mut metric_states = Vec::new();
         for (name, json) in &ckpt.meta.callbacks {
             let value: serde_json::Value =
                 serde_json::from_str(json).map_err(|e| Error::CorruptCheckpoint {
                     path: ckpt.dir.join(checkpoint::STATE_FILE),
                     reason: format!("state of callback {name}: {e}"),
                 })?;
-            callback_states.push((name.clone(), value));
+            match name.strip_prefix(super::streaming::STATE_PREFIX) {
+                Some(metric) => metric_states.push((metric.to_string(), value)),
+                None => callback_states.push((name.clone(), value)),
+            }
+        }
+        // Before the weights change: a metric state that does not load leaves them as
+        // they were.
+        for (name, value) in metric_states {
+            self.load_streaming_state(&name, value)?;
         }
         // The optimizer's import is all or nothing; it goes first of the changes.
         self.optimizer

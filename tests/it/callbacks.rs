@@ -158,6 +158,7 @@ fn early_stopping_counts_by_hand() {
             vars: &[],
             grads: None,
             control: &mut control,
+            outputs: None,
         };
         es.on_stage(Stage::ValEnd, &mut view).unwrap();
         if control.stop.is_some() {

@@ -14,6 +14,7 @@ mod example_jobs;
 mod faults;
 mod fuzz_corpus;
 mod init_summary;
+mod metrics_by_name;
 mod mnist_job;
 mod optimizers;
 mod readme;

@@ -296,7 +296,7 @@ fn list_shows_every_kind_with_arguments_and_defaults() {
             "step"
         ]
     );
-    assert_eq!(names("callbacks"), ["early_stopping"]);
+    assert_eq!(names("callbacks"), ["calibration", "early_stopping"]);
     let text = run_program(Path::new(BIN), &cwd, &["list", "model"]).stdout;
     assert!(
         text.starts_with("models (\"model\": {\"name\": ...}):"),

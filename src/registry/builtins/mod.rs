@@ -5,11 +5,12 @@
 //! prints) and is checked by its `validate`, whose errors name the field as a job file
 //! spells it (`optimizer.beta1: 1.5 is not in [0, 1)`).
 //!
-//! One file per kind: [`models`], [`losses`], [`optimizers`], [`schedules`], [`callbacks`]
-//! and [`transforms`].
+//! One file per kind: [`models`], [`losses`], [`optimizers`], [`schedules`], [`callbacks`],
+//! [`transforms`] and [`metrics`].
 
 mod callbacks;
 mod losses;
+mod metrics;
 mod models;
 mod optimizers;
 mod schedules;
@@ -17,7 +18,8 @@ mod transforms;
 
 use super::Registry;
 
-pub use callbacks::EarlyStoppingArgs;
+pub use callbacks::{CalibrationArgs, EarlyStoppingArgs};
+pub use metrics::{ConfusionMatrixArgs, TopKAccuracyArgs};
 pub use models::{MlpArgs, RecurrentArgs};
 pub use optimizers::{AdagradArgs, AdamArgs, LionArgs, RmspropArgs, SgdArgs};
 pub use schedules::{
@@ -33,4 +35,5 @@ pub(super) fn register(r: &mut Registry) {
     schedules::register(r);
     callbacks::register(r);
     transforms::register(r);
+    metrics::register(r);
 }
