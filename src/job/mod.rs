@@ -31,6 +31,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::callbacks::HealthPolicy;
 use crate::error::{Error, Result};
+use crate::metrics::MetricSpec;
 use crate::registry::{AdamArgs, Component, EarlyStoppingArgs, MlpArgs, Registry};
 use crate::trainer::TrainConfig;
 
@@ -78,6 +79,11 @@ pub struct JobConfig {
     /// (the older form, constant by default). Giving both is an error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Component>,
+    /// The metrics, as in the one-file form (`"metrics": ["accuracy", "f1_macro",
+    /// "confusion_matrix"]`): read into `train.metrics` (see there), which is what the
+    /// recorded config shows. Giving both is an error. Default: empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricSpec>,
     /// Fields left out take the default job's values (see `train_over_job_defaults`).
     /// `train.run_dir` left out or empty means `runs/NAME` (see [`JobConfig::resolved`]);
     /// the config saved in a run directory and its checkpoints has it filled in.
@@ -314,6 +320,7 @@ impl Default for JobConfig {
             optimizer: builtin_default("adamw", AdamArgs::default()),
             loss: None,
             schedule: None,
+            metrics: Vec::new(),
             train: TrainConfig {
                 epochs: 15,
                 seed: 7,
@@ -367,6 +374,15 @@ impl JobConfig {
             path: origin.to_path_buf(),
             source,
         })?;
+        if !job.metrics.is_empty() {
+            if !job.train.metrics.is_empty() {
+                return Err(in_file(
+                    Error::config("metrics", "give `metrics` or `train.metrics`, not both"),
+                    origin,
+                ));
+            }
+            job.train.metrics = std::mem::take(&mut job.metrics);
+        }
         // The one source with a scale of its own says it, so the recorded config does.
         job.data.scale = Some(job.data.input_scale());
         // Built-in components are read by their types now (defaults filled in); a user's

@@ -445,6 +445,35 @@ fn wrong_metric_names_and_arguments_are_one_line_naming_them() {
     assert!(err.contains("calibration.prefer: `left`"), "{err}");
 }
 
+/// The issue's one-file form: `metrics` at the top level reads into `train.metrics`
+/// (what the recorded config shows); giving both is one line naming the field.
+#[test]
+fn top_level_metrics_read_into_train_metrics() {
+    let origin = Path::new("job.json");
+    let job = JobConfig::from_json_str(
+        r#"{"metrics": ["accuracy", "f1_macro", {"name": "top_k_accuracy", "k": 3}]}"#,
+        origin,
+    )
+    .unwrap();
+    let names: Vec<String> = job.train.metrics.iter().map(|m| m.to_string()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(job.metrics.is_empty());
+    let recorded = JobConfig::from_json_str(&job.to_json(), origin).unwrap();
+    assert_eq!(recorded.train.metrics, job.train.metrics);
+    let err = JobConfig::from_json_str(
+        r#"{"metrics": ["accuracy"], "train": {"metrics": ["f1_macro"]}}"#,
+        origin,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("job.json")
+            && err.contains("metrics: give `metrics` or `train.metrics`, not both"),
+        "{err}"
+    );
+}
+
 #[test]
 fn regression_metrics_by_name() {
     let data = scratch("metrics-regression-data");
