@@ -20,6 +20,7 @@ mod registry;
 mod report;
 mod resume;
 mod runs;
+mod sources;
 mod support;
 mod tensorboard;
 mod training_options;

@@ -5,14 +5,15 @@
 //! prints) and is checked by its `validate`, whose errors name the field as a job file
 //! spells it (`optimizer.beta1: 1.5 is not in [0, 1)`).
 //!
-//! One file per kind: [`models`], [`losses`], [`optimizers`], [`schedules`], [`callbacks`]
-//! and [`transforms`].
+//! One file per kind: [`models`], [`losses`], [`optimizers`], [`schedules`], [`callbacks`],
+//! [`transforms`] and [`sources`].
 
 mod callbacks;
 mod losses;
 mod models;
 mod optimizers;
 mod schedules;
+mod sources;
 mod transforms;
 
 use super::Registry;
@@ -33,4 +34,5 @@ pub(super) fn register(r: &mut Registry) {
     schedules::register(r);
     callbacks::register(r);
     transforms::register(r);
+    sources::register(r);
 }
