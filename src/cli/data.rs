@@ -14,7 +14,7 @@ use crate::job::JobConfig;
 use crate::registry::Registry;
 
 /// Show what the AutoData loader infers from a directory (or one file) and the batches of
-/// one epoch; or a job config's data (sources, sizes, windows) and transform chain.
+/// one epoch, or a job config's data and transform chain
 #[derive(Debug, Args)]
 pub(super) struct DataArgs {
     /// A directory of data files (npy, safetensors, csv, MNIST idx), one data file, or a
