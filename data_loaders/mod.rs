@@ -13,9 +13,11 @@ mod in_memory;
 pub mod npy;
 pub mod preprocess;
 pub mod safetensors_file;
+pub mod series;
 pub mod timeseries;
 #[cfg(feature = "datasets")]
 pub mod vision_dataset;
+pub mod vision_sets;
 pub mod weights;
 
 pub use array::{ArrayData, FormatError};

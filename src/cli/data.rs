@@ -1,5 +1,6 @@
 //! `deeptrain data`: what AutoData infers from a directory (or file) and the exact batch
-//! sequence of one epoch, as a trainer seeded with `--seed` would see it.
+//! sequence of one epoch, as a trainer seeded with `--seed` would see it; or, given a job
+//! config, the job's train and validation data and its transform chain.
 
 use std::path::PathBuf;
 
@@ -9,13 +10,16 @@ use super::CliResult;
 use crate::console::outln;
 use crate::data_loaders::{AutoData, DataLoader};
 use crate::error::Error;
+use crate::job::JobConfig;
+use crate::registry::Registry;
 
 /// Show what the AutoData loader infers from a directory (or one file) and the batches of
-/// one epoch.
+/// one epoch, or a job config's data and transform chain
 #[derive(Debug, Args)]
 pub(super) struct DataArgs {
-    /// A directory of data files (npy, safetensors, csv, MNIST idx), or one data file
-    #[arg(value_name = "DIR|FILE")]
+    /// A directory of data files (npy, safetensors, csv, MNIST idx), one data file, or a
+    /// job config (`.json`)
+    #[arg(value_name = "DIR|FILE|JOB")]
     path: PathBuf,
     /// Samples per batch [default: the first file's sample count (files mode), 32
     /// (dataset mode)]
@@ -50,8 +54,11 @@ pub(super) struct DataArgs {
     json: bool,
 }
 
-pub(super) fn data(args: &DataArgs) -> CliResult {
+pub(super) fn data(args: &DataArgs, registry: &Registry) -> CliResult {
     let path = args.path.as_path();
+    if path.is_file() && path.extension().is_some_and(|e| e == "json") {
+        return job_data(args, registry);
+    }
     let mut builder = if path.is_file() {
         AutoData::from_file(path)?
     } else {
@@ -92,6 +99,21 @@ pub(super) fn data(args: &DataArgs) -> CliResult {
             }
             _ => {}
         }
+    }
+    Ok(0)
+}
+
+/// `deeptrain data JOB`: the job's data, read as training reads it, and its transforms.
+fn job_data(args: &DataArgs, registry: &Registry) -> CliResult {
+    let job = JobConfig::from_file(&args.path)?.resolve_with(registry, &args.path)?;
+    let overview = job.data_overview(registry)?;
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&overview).map_err(|e| Error::Data(e.to_string()))?
+        );
+    } else {
+        outln!("{}", overview.to_string().trim_end());
     }
     Ok(0)
 }

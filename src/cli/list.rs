@@ -11,8 +11,8 @@ use crate::registry::{KindListing, Registry};
 /// List the components a job config can name, with their arguments and defaults.
 #[derive(Debug, Args)]
 pub(super) struct ListArgs {
-    /// Only this kind: models, losses, optimizers, schedules, callbacks, transforms [default:
-    /// every kind]
+    /// Only this kind: models, losses, optimizers, schedules, callbacks, transforms,
+    /// sources [default: every kind]
     #[arg(value_name = "KIND")]
     kind: Option<String>,
     /// Print the listing as JSON [default: text]

@@ -139,7 +139,7 @@ where
         Some(Command::Resume(a)) => train::resume(&a, registry),
         Some(Command::Inspect(a)) => inspect::inspect(&a, registry),
         Some(Command::Report(a)) => report::report(&a),
-        Some(Command::Data(a)) => data::data(&a),
+        Some(Command::Data(a)) => data::data(&a, registry),
         Some(Command::Summary(a)) => summary::summary(&a, registry),
         Some(Command::Evaluate(a)) => evaluate::evaluate(&a, registry),
         Some(Command::Predict(a)) => predict::predict(&a, registry),

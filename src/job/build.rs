@@ -39,7 +39,7 @@ impl JobConfig {
     pub fn build_model_with(&self, registry: &Registry) -> Result<Box<dyn Model>> {
         self.validate()?;
         let device = self.device.open()?;
-        let Loaders { info, .. } = self.loaders()?;
+        let Loaders { info, .. } = self.loaders_with(registry)?;
         let mut init = RngStream::new(self.train.seed, StreamId::Init);
         self.new_model(registry, &info, &mut init, &device)
     }
@@ -133,7 +133,7 @@ impl JobConfig {
     /// [`JobConfig::build_trainer_inner`] for a config whose components are resolved.
     fn build_resolved(&self, registry: &Registry, load_init: bool) -> Result<Trainer> {
         let device = self.device.open()?;
-        let Loaders { train, val, info } = self.loaders()?;
+        let Loaders { train, val, info } = self.loaders_with(registry)?;
         self.check_class_names(&info)?;
         if device.is_cpu() {
             let inputs = info.sample_shape.iter().product();

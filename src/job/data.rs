@@ -44,8 +44,8 @@ impl JobConfig {
             let origin = Path::new("assets/digits.csv.gz");
             ("digits", parse_csv(DIGITS_CSV_GZ, origin, opts)?)
         } else {
-            let path = Path::new(&self.data.source);
-            (self.data.source.as_str(), read_csv(path, opts)?)
+            let path = Path::new(self.data.source_path());
+            (self.data.source_path(), read_csv(path, opts)?)
         };
         let (features, weights) = self.sample_weights(name, features)?;
         let labels = match labels {
@@ -122,7 +122,7 @@ impl JobConfig {
 
     /// Whether `data.source` is read into memory (digits, CSV) rather than by AutoData.
     fn in_memory_source(&self) -> bool {
-        let s = &self.data.source;
+        let s = self.data.source_path();
         s == "digits" || ((s.ends_with(".csv") || s.ends_with(".csv.gz")) && Path::new(s).is_file())
     }
 
@@ -177,8 +177,18 @@ impl JobConfig {
         b.build()
     }
 
-    /// The train and validation loaders, and what the train data looks like.
+    /// The train and validation loaders, and what the train data looks like, with the
+    /// built-in sources.
     pub(super) fn loaders(&self) -> Result<Loaders> {
+        self.loaders_with(crate::registry::builtins())
+    }
+
+    /// The train and validation loaders, and what the train data looks like; named
+    /// sources (`source.rs`) are looked up in `registry`.
+    pub(super) fn loaders_with(&self, registry: &Registry) -> Result<Loaders> {
+        if let Some(loaders) = self.named_loaders(registry)? {
+            return Ok(loaders);
+        }
         if self.in_memory_source() {
             if self.data.val_weights.is_some() {
                 return Err(Error::config(
@@ -213,7 +223,7 @@ impl JobConfig {
             ));
         }
         let train = self.auto_data(
-            &d.source,
+            d.source_path(),
             d.file.as_deref(),
             d.labels.as_deref(),
             d.weights.as_deref(),
@@ -221,10 +231,10 @@ impl JobConfig {
             d.shuffle,
         )?;
         let sequences = d.windows.is_some();
-        check_labels("data.source", &d.source, &train, sequences)?;
-        let val_source = match (&d.val_source, &d.val_file) {
-            (Some(s), _) => Some(s.as_str()),
-            (None, Some(_)) => Some(d.source.as_str()),
+        check_labels("data.source", d.source_path(), &train, sequences)?;
+        let val_source = match (d.val_source_path(), &d.val_file) {
+            (Some(s), _) => Some(s),
+            (None, Some(_)) => Some(d.source_path()),
             (None, None) if d.val_fraction > 0.0 && sequences => {
                 return Err(Error::config(
                     "data.val_source",
@@ -242,7 +252,7 @@ impl JobConfig {
             (None, None) if d.val_fraction > 0.0 => {
                 // Split off by sample: the source is read into memory and split as the
                 // digits are.
-                let all = read_all(&train, &d.source)?;
+                let all = read_all(&train, d.source_path())?;
                 let info = all.info();
                 let (train, val) = all.split(d.val_fraction, self.train.seed)?;
                 return Ok(Loaders {

@@ -228,7 +228,7 @@ impl JobConfig {
                 Box::new(Mlp::new(config, &mut rng, &Device::Cpu)?)
             }
             _ => {
-                let info = self.loaders()?.info;
+                let info = self.loaders_with(registry)?.info;
                 let mut rng = RngStream::new(self.train.seed, StreamId::Init);
                 self.new_model(registry, &info, &mut rng, &Device::Cpu)?
             }

@@ -21,6 +21,7 @@ mod export;
 mod init;
 mod predict;
 mod resume;
+mod source;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,7 @@ pub use init::{frozen_variables, load_tensors, load_weights, read_weights, InitR
 pub use predict::{
     check_output_path, CheckpointChoice, PredictionSummary, Predictor, OUTPUT_EXTENSIONS,
 };
+pub use source::{DataOverview, DataSource, TransformStep};
 
 /// A whole run described in JSON: data, model, optimizer, loop, logging. Every field is
 /// optional (the default job: an MLP on the embedded digits); unknown fields are errors.
@@ -152,14 +154,16 @@ pub type EarlyStoppingConfig = EarlyStoppingArgs;
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// `digits` (embedded), a CSV file (label in the last column; split by
-    /// `val_fraction`), or a directory or file read by AutoData (npy, safetensors, csv,
-    /// MNIST idx; see `deeptrain data`).
-    pub source: String,
+    /// `val_fraction`), a directory or file read by AutoData (npy, safetensors, csv,
+    /// MNIST idx; see `deeptrain data`), or a source by name with its arguments
+    /// (`{"name": "series", "path": ...}`; see `deeptrain list sources`), which brings
+    /// its own validation part.
+    pub source: DataSource,
     /// With a directory source: which file of it to read (e.g. MNIST's `train-images`).
     pub file: Option<String>,
     /// Validation data for AutoData sources: a directory or file (default: `source`,
-    /// when `val_file` is given).
-    pub val_source: Option<String>,
+    /// when `val_file` is given), or a source by name (its validation part).
+    pub val_source: Option<DataSource>,
     /// With a directory `val_source`: which file of it to validate on.
     pub val_file: Option<String>,
     /// Share of samples held out for validation, in [0, 1) (default 0.2; also spelt

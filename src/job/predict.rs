@@ -135,7 +135,7 @@ impl Predictor {
         job.train.run_dir = checkpoint::run_dir_of(&ckpt.dir);
         let device = job.device.open()?;
         // The model is sized from the train data, as when it was built for training.
-        let info = job.loaders()?.info;
+        let info = job.loaders_with(registry)?.info;
         // The model's outputs are for the labels the transforms make.
         let (transforms, batches) = job.new_transforms(registry, &info)?;
         let task = super::build::task_of(&batches);

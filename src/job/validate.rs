@@ -81,6 +81,7 @@ impl JobConfig {
                     .map_err(|e| at_transform(i, e))?;
             }
         }
+        super::source::resolve_sources(&mut job, registry, strict)?;
         Ok(job)
     }
 

@@ -1,10 +1,11 @@
 //! Components by name: what a job config's `"name": "cnn"` means.
 //!
 //! A [`Registry`] maps names to factories, one table per kind of component (models,
-//! losses, optimizers, schedules, callbacks, transforms, metrics). Every factory takes its arguments as a typed,
-//! serde-readable struct, so the JSON of a job file is checked by the component's own type
-//! (an unknown or mistyped argument names the component and the argument), and `deeptrain
-//! list` prints every argument with its type, default and doc from the same type's schema.
+//! losses, optimizers, schedules, callbacks, transforms, metrics, sources). Every factory
+//! takes its arguments as a typed, serde-readable struct, so the JSON of a job file is
+//! checked by the component's own type (an unknown or mistyped argument names the component
+//! and the argument), and `deeptrain list` prints every argument with its type, default and
+//! doc from the same type's schema.
 //! The built-ins are registered through the same calls a user's program makes
 //! ([`Registry::with_builtins`]); the job builder, `Trainer::resume_with` and the CLI
 //! (`cli::main_with`) only ever look components up here.
@@ -12,6 +13,7 @@
 mod builtins;
 mod component;
 mod schema;
+mod source;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,6 +41,7 @@ pub use builtins::{
 };
 pub use component::Component;
 pub use schema::ArgInfo;
+pub use source::{SourceCtx, SourceData};
 
 /// What a model factory is told besides its arguments.
 pub struct ModelCtx<'a> {
@@ -140,6 +143,9 @@ pub type TransformFactory =
 /// Builds a metric from its JSON arguments.
 pub type MetricFactory =
     dyn Fn(&Map<String, Value>, &MetricCtx) -> Result<BuiltMetric> + Send + Sync;
+/// Builds the loaders of a data source from its JSON arguments.
+pub type SourceFactory =
+    dyn Fn(&Map<String, Value>, &SourceCtx) -> Result<SourceData> + Send + Sync;
 
 /// Reads a component's arguments and writes them back with every default filled in.
 type Resolver = dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>> + Send + Sync;
@@ -309,6 +315,8 @@ pub struct Registry {
     pub transforms: Kind<TransformFactory>,
     /// `"train": {"metrics": ["accuracy", {"name": ...}, ...]}`.
     pub metrics: Kind<MetricFactory>,
+    /// `"data": {"source": {"name": ...}}` (and `val_source`).
+    pub sources: Kind<SourceFactory>,
 }
 
 /// The built-in registry, made once: what a job config is checked against when it is
@@ -335,6 +343,7 @@ impl Registry {
             schedules: Kind::new("schedule"),
             transforms: Kind::new("transform"),
             metrics: Kind::new("metric"),
+            sources: Kind::new("source"),
         }
     }
 
@@ -575,6 +584,30 @@ impl Registry {
         })
     }
 
+    /// Registers a data source a job can name in `data.source` (and `data.val_source`):
+    /// `build` gets its typed arguments and the job's batching settings.
+    pub fn source<A: Args>(
+        &mut self,
+        name: &str,
+        build: impl Fn(A, &SourceCtx) -> Result<SourceData> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.source_checked(name, |_| Ok(()), build)
+    }
+
+    /// [`Registry::source`] with `validate` run on the arguments whenever they are read.
+    pub fn source_checked<A: Args>(
+        &mut self,
+        name: &str,
+        validate: fn(&A) -> Result<()>,
+        build: impl Fn(A, &SourceCtx) -> Result<SourceData> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let read = reader(self.sources.label, name, validate);
+        let r = read.clone();
+        let factory: Arc<SourceFactory> = Arc::new(move |map, ctx| build(r(map)?, ctx));
+        self.sources.insert(name, read, factory);
+        self
+    }
+
     /// Every kind with its entries described, in the order `deeptrain list` prints them.
     pub fn listing(&self) -> Vec<KindListing> {
         fn of<F: ?Sized>(plural: &'static str, slot: &'static str, kind: &Kind<F>) -> KindListing {
@@ -615,6 +648,11 @@ impl Registry {
                 &self.transforms,
             ),
             of("metrics", r#""train": {"metrics": [...]}"#, &self.metrics),
+            of(
+                "sources",
+                r#""data": {"source": {"name": ...}}"#,
+                &self.sources,
+            ),
         ]
     }
 }

@@ -411,7 +411,7 @@ fn gru_variant_carries_only_h() {
 fn a_job_refuses_data_without_usable_labels() {
     let job_on = |dir: &Path| {
         let mut job = crate::common::small_job(&dir.join("run"));
-        job.data.source = dir.display().to_string();
+        job.data.source = dir.display().to_string().into();
         job.data.val_fraction = 0.0;
         job.train.validate_every = Every::Never;
         job

@@ -23,6 +23,7 @@ mod report;
 mod resume;
 mod runs;
 mod sample_weights;
+mod sources;
 mod support;
 mod tensorboard;
 mod training_options;

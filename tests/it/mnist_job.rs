@@ -22,7 +22,7 @@ fn mnist_job(run_dir: &Path) -> Option<JobConfig> {
     .unwrap();
     let mut job =
         JobConfig::from_json_str(&text, Path::new("examples/configs/mnist.json")).unwrap();
-    job.data.source = mnist_dir()?.to_string_lossy().to_string();
+    job.data.source = mnist_dir()?.to_string_lossy().to_string().into();
     job.train.run_dir = run_dir.to_path_buf();
     job.logging.progress = false;
     Some(job)

@@ -6,7 +6,7 @@
 //! spells it (`optimizer.beta1: 1.5 is not in [0, 1)`).
 //!
 //! One file per kind: [`models`], [`losses`], [`optimizers`], [`schedules`], [`callbacks`],
-//! [`transforms`] and [`metrics`].
+//! [`transforms`], [`metrics`] and [`sources`].
 
 mod callbacks;
 mod losses;
@@ -14,6 +14,7 @@ mod metrics;
 mod models;
 mod optimizers;
 mod schedules;
+mod sources;
 mod transforms;
 
 use super::Registry;
@@ -36,4 +37,5 @@ pub(super) fn register(r: &mut Registry) {
     callbacks::register(r);
     transforms::register(r);
     metrics::register(r);
+    sources::register(r);
 }
