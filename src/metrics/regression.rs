@@ -56,14 +56,21 @@ impl RegressionAccumulator {
     /// fewer than 2 samples; for a constant target, 1.0 if every prediction
     /// is exact and 0.0 otherwise (instead of ±inf).
     pub fn r2(&self) -> f64 {
-        if self.n < 2 {
-            return f64::NAN;
-        }
-        if self.m2_target == 0.0 {
-            return if self.sum_sq_err == 0.0 { 1.0 } else { 0.0 };
-        }
-        1.0 - self.sum_sq_err / self.m2_target
+        r2_of(self.n, self.sum_sq_err, self.m2_target)
     }
+}
+
+/// R² from the sample count, the summed squared error and the target's summed squared
+/// deviation (plain or weighted): NaN below 2 samples; for a constant target 1.0 if every
+/// prediction is exact, else 0.0.
+pub(super) fn r2_of(n: u64, sum_sq_err: f64, m2_target: f64) -> f64 {
+    if n < 2 {
+        return f64::NAN;
+    }
+    if m2_target == 0.0 {
+        return if sum_sq_err == 0.0 { 1.0 } else { 0.0 };
+    }
+    1.0 - sum_sq_err / m2_target
 }
 
 #[cfg(test)]

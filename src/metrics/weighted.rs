@@ -288,13 +288,7 @@ impl WeightedSums {
     /// values (`n`, counted unweighted, as scikit-learn does), and for a target of zero
     /// weighted variance 1.0 if every prediction is exact, else 0.0.
     pub(super) fn r2(&self, n: u64) -> f64 {
-        if n < 2 {
-            return f64::NAN;
-        }
-        if self.m2_target == 0.0 {
-            return if self.sum_sq_err == 0.0 { 1.0 } else { 0.0 };
-        }
-        1.0 - self.sum_sq_err / self.m2_target
+        super::regression::r2_of(n, self.sum_sq_err, self.m2_target)
     }
 }
 
