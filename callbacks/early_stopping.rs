@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{Callback, Stage, TrainerView};
 use crate::error::{Error, Result};
-use crate::metrics::direction_of;
 use crate::metrics::Direction;
 
 /// What early stopping remembers; saved in checkpoints so a resumed run decides the same.
@@ -23,8 +22,7 @@ pub struct EarlyStoppingState {
 #[derive(Debug, Clone)]
 pub struct EarlyStopping {
     /// Validation metric to watch, as named in `val_history` (`val_` + metric name, e.g.
-    /// `val_loss`, `val_accuracy`); an unknown name fails at the first `ValEnd`. Changing it
-    /// after `new` leaves `direction` as it was.
+    /// `val_loss`, `val_accuracy`); an unknown name fails at the first `ValEnd`.
     pub monitor: String,
     /// Stop once this many validations in a row fail to improve (default 5; 0 acts as 1).
     pub patience: u64,
@@ -32,22 +30,26 @@ pub struct EarlyStopping {
     pub min_delta: f64,
     /// Number of first validations ignored entirely (default 0).
     pub warmup: u64,
-    /// Which way `monitor` improves (from its name).
-    pub direction: Direction,
+    /// Which way `monitor` improves: `Some` as given ([`direction`](Self::direction));
+    /// `None` (what [`new`](Self::new) leaves) is resolved at the first `ValEnd` to the
+    /// direction the run's metric declares (`TrainerView::metric_direction`: a user
+    /// metric's `StreamingMetric::direction`), else the one its name suggests.
+    pub direction: Option<Direction>,
     /// Counters and best value, saved in checkpoints.
     pub state: EarlyStoppingState,
 }
 
 impl EarlyStopping {
     /// Watches `monitor` (e.g. `"val_loss"`) with patience 5, `min_delta` 0 and no warm-up;
-    /// the direction comes from the name ([`direction_of`]).
+    /// the direction is the run's for that metric (declared, else by name), resolved at
+    /// the first validation.
     pub fn new(monitor: &str) -> Self {
         Self {
             monitor: monitor.to_string(),
             patience: 5,
             min_delta: 0.0,
             warmup: 0,
-            direction: direction_of(monitor),
+            direction: None,
             state: EarlyStoppingState::default(),
         }
     }
@@ -64,6 +66,12 @@ impl EarlyStopping {
     /// Ignores the first `n` validations (default 0).
     pub fn warmup(mut self, n: u64) -> Self {
         self.warmup = n;
+        self
+    }
+    /// Watches for `direction` whatever the metric declares (default: its declared
+    /// direction, else the one its name suggests).
+    pub fn direction(mut self, direction: Direction) -> Self {
+        self.direction = Some(direction);
         self
     }
 }
@@ -88,12 +96,15 @@ impl Callback for EarlyStopping {
                 ),
             ));
         };
+        let direction = *self
+            .direction
+            .get_or_insert_with(|| view.metric_direction(&self.monitor));
         let s = &mut self.state;
         s.seen += 1;
         if s.seen <= self.warmup {
             return Ok(());
         }
-        let improved = self.direction.improves(value, s.best, self.min_delta);
+        let improved = direction.improves(value, s.best, self.min_delta);
         if improved {
             s.best = Some(value);
             s.bad_validations = 0;

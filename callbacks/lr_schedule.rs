@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Callback, Stage, TrainerView};
 use crate::error::{Error, Result};
-use crate::metrics::direction_of;
+use crate::metrics::Direction;
 use crate::optim::{LrSchedule, Schedule};
 
 /// Drives an [`LrSchedule`]: sets the rate of the next update whenever the step or the
@@ -46,6 +46,9 @@ impl Callback for ScheduleCallback {
             Stage::TrainEpochBegin | Stage::TrainIterEnd => {}
             Stage::ValEnd => {
                 let metrics = view.state.val_history.latest();
+                let higher_is_better =
+                    |metric: &str| view.metric_direction(metric) == Direction::Max;
+                self.schedule.metric_directions(&higher_is_better);
                 self.schedule
                     .observe_validation(self.base_lr, step, &metrics)?;
             }
@@ -116,7 +119,8 @@ pub struct PlateauState {
 #[derive(Debug, Clone)]
 pub struct ReduceLrOnPlateau {
     /// Validation metric to watch, as named in `val_history` (e.g. `val_loss`); its direction
-    /// comes from the name ([`direction_of`]). An unknown name fails at the first `ValEnd`.
+    /// is the one the run's metric declares, else the one its name suggests
+    /// (`TrainerView::metric_direction`). An unknown name fails at the first `ValEnd`.
     pub monitor: String,
     /// Multiplier applied to the rate at each reduction (default 0.1).
     pub factor: f64,
@@ -186,7 +190,9 @@ impl Callback for ReduceLrOnPlateau {
             ));
         };
         let s = &mut self.state;
-        let improved = direction_of(&self.monitor).improves(value, s.best, self.min_delta);
+        let improved = view
+            .metric_direction(&self.monitor)
+            .improves(value, s.best, self.min_delta);
         if s.cooldown_left > 0 {
             s.cooldown_left -= 1;
         }

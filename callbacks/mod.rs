@@ -22,10 +22,12 @@ pub use lr_schedule::{LrScheduler, PlateauState, ReduceLrOnPlateau, ScheduleCall
 pub use progress::Progress;
 pub use tensorboard::TensorBoard;
 
+use std::collections::BTreeMap;
+
 use candle_core::backprop::GradStore;
 
 use crate::error::Result;
-use crate::metrics::BatchView;
+use crate::metrics::{direction_of, BatchView, Direction};
 use crate::optim::NamedVar;
 use crate::state::{StopRequest, TrainState};
 
@@ -128,9 +130,22 @@ pub struct TrainerView<'a> {
     /// `None` at other stages, and for a train batch skipped or whose loss was not
     /// finite.
     pub outputs: Option<BatchView<'a>>,
+    /// Which way the run's metrics improve where they declare it (streaming metrics,
+    /// users' own included: [`StreamingMetric::direction`](crate::metrics::StreamingMetric)),
+    /// by value name without `val_` (`iou`); read it through
+    /// [`metric_direction`](Self::metric_direction), which guesses the rest by name.
+    pub metric_directions: &'a BTreeMap<String, Direction>,
 }
 
 impl TrainerView<'_> {
+    /// Which way `metric` improves (`val_iou`, `iou`, `val_loss`): the direction the
+    /// run's metric of that name declares, else the one its name suggests
+    /// ([`direction_of`]: the built-in metrics by their own, other names with `loss` or
+    /// `error` minimised, the rest maximised). Early stopping and reduce-on-plateau
+    /// watch by it.
+    pub fn metric_direction(&self, metric: &str) -> Direction {
+        declared_direction(self.metric_directions, metric).unwrap_or_else(|| direction_of(metric))
+    }
     /// Asks to stop, with a checkpoint, once the current transition completes; `by` (usually
     /// the callback's name) and `why` are kept in the `StopRequest`. A later request in the
     /// same transition replaces this one.
@@ -152,6 +167,17 @@ impl TrainerView<'_> {
     pub fn set_learning_rate(&mut self, lr: f64) {
         self.control.learning_rate = Some(lr);
     }
+}
+
+/// The direction `directions` declares for `metric` (`val_` prefix or not), if any.
+pub(crate) fn declared_direction(
+    directions: &BTreeMap<String, Direction>,
+    metric: &str,
+) -> Option<Direction> {
+    directions
+        .get(metric)
+        .or_else(|| directions.get(metric.strip_prefix("val_")?))
+        .copied()
 }
 
 /// A hook into training. Every method has a no-op default.

@@ -6,19 +6,24 @@
 //! cargo run --release --example custom_components -- train examples/configs/custom_components.json
 //! ```
 //!
-//! The program registers a model (`tanh_mlp`), a loss (`focal`) and a streaming metric
-//! (`iou`) in a registry that starts with every built-in, then hands the command line to
+//! The program registers a model (`tanh_mlp`), a loss (`focal`), a streaming metric
+//! (`iou`), an augmentation (`pixel_dropout`, drawing from the run's seeded augment
+//! stream) and a callback (`my_logger`, a file in the run directory at every validation)
+//! in a registry that starts with every built-in, then hands the command line to
 //! `deeptrain::cli::main_with`. Everything `deeptrain` does works on jobs that name them:
 //! `train`, `resume` (which rebuilds them by name, the metric's mid-validation state
-//! included), `evaluate`, `predict`, `export`, `list` (which shows their arguments and
-//! defaults, read from the argument types and their doc comments).
+//! included), `evaluate` (which reports `iou` too), `predict`, `export`, `list` (which
+//! shows their arguments and defaults, read from the argument types and their doc
+//! comments).
 
 use candle_core::{DType, Tensor, D};
 use candle_nn::{Linear, Module, VarMap};
+use deeptrain::callbacks::{Callback, Stage, TrainerView};
 use deeptrain::losses::{Loss, Targets};
 use deeptrain::metrics::{BatchView, StreamingMetric};
 use deeptrain::model::{build_seeded, ForwardCtx};
-use deeptrain::registry::{LossCtx, MetricCtx, ModelCtx, Registry};
+use deeptrain::registry::{CallbackCtx, LossCtx, MetricCtx, ModelCtx, Registry, TransformCtx};
+use deeptrain::transforms::{ApplyCtx, Transform};
 use deeptrain::Model;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -235,6 +240,107 @@ impl StreamingMetric for Iou {
     }
 }
 
+/// Sets each input value of a train batch to 0 with probability `p` (drawn from the run's
+/// augment stream, so a resumed run drops the same values); other batches pass through.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+struct PixelDropoutArgs {
+    /// Probability of zeroing each input value, in [0, 1] (default 0.1).
+    p: f64,
+}
+
+impl Default for PixelDropoutArgs {
+    fn default() -> Self {
+        Self { p: 0.1 }
+    }
+}
+
+fn check_pixel_dropout(args: &PixelDropoutArgs) -> deeptrain::Result<()> {
+    if (0.0..=1.0).contains(&args.p) {
+        Ok(())
+    } else {
+        Err(deeptrain::transforms::arg_error(
+            "pixel_dropout",
+            "p",
+            format!("{} is not in [0, 1]", args.p),
+        ))
+    }
+}
+
+struct PixelDropout {
+    p: f32,
+}
+
+impl Transform for PixelDropout {
+    fn name(&self) -> &str {
+        "pixel_dropout"
+    }
+
+    fn is_random(&self) -> bool {
+        true
+    }
+
+    fn apply(
+        &self,
+        x: Tensor,
+        y: Option<Tensor>,
+        ctx: &mut ApplyCtx,
+    ) -> deeptrain::Result<(Tensor, Option<Tensor>)> {
+        if !ctx.train {
+            return Ok((x, y));
+        }
+        // One draw per value, in order, from the stream the trainer checkpoints.
+        let keep: Vec<f32> = (0..x.elem_count())
+            .map(|_| f32::from(u8::from(ctx.rng.uniform_f32() >= self.p)))
+            .collect();
+        let keep = Tensor::from_vec(keep, x.shape(), x.device())?;
+        Ok(((x.to_dtype(DType::F32)? * keep)?, y))
+    }
+}
+
+/// Writes the latest validation (its number, epoch and `val_*` values) as JSON into the
+/// run directory at every validation's end.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+struct MyLoggerArgs {
+    /// File name in the run directory (default `my_logger.json`).
+    file: String,
+}
+
+impl Default for MyLoggerArgs {
+    fn default() -> Self {
+        Self {
+            file: "my_logger.json".into(),
+        }
+    }
+}
+
+struct MyLogger {
+    path: std::path::PathBuf,
+}
+
+impl Callback for MyLogger {
+    fn name(&self) -> String {
+        "my_logger".into()
+    }
+
+    fn on_stage(&mut self, stage: Stage, view: &mut TrainerView) -> deeptrain::Result<()> {
+        if stage != Stage::ValEnd {
+            return Ok(());
+        }
+        let s = view.state;
+        let line = serde_json::json!({
+            "validation": s.times_validated,
+            "epoch": s.epoch,
+            "batches_fit": s.batches_fit,
+            "metrics": s.val_history.latest(),
+        });
+        std::fs::write(&self.path, format!("{line}\n")).map_err(|e| {
+            deeptrain::Error::config("my_logger", format!("{}: {e}", self.path.display()))
+        })
+    }
+}
+
 fn main() {
     let mut registry = Registry::with_builtins();
     registry.model("tanh_mlp", |args: TanhMlpArgs, ctx: &mut ModelCtx| {
@@ -245,6 +351,17 @@ fn main() {
     });
     registry.metric("iou", |args: IouArgs, ctx: &MetricCtx| {
         Ok(Box::new(Iou::new(args, ctx)?) as Box<dyn StreamingMetric>)
+    });
+    registry.transform_checked(
+        "pixel_dropout",
+        check_pixel_dropout,
+        |args: PixelDropoutArgs, _ctx: &TransformCtx| {
+            Ok(Box::new(PixelDropout { p: args.p as f32 }) as Box<dyn Transform>)
+        },
+    );
+    registry.callback("my_logger", |args: MyLoggerArgs, ctx: &CallbackCtx| {
+        let path = ctx.run_dir.join(args.file);
+        Ok(Box::new(MyLogger { path }) as Box<dyn Callback>)
     });
     std::process::exit(deeptrain::cli::main_with(registry));
 }

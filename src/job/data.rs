@@ -177,12 +177,6 @@ impl JobConfig {
         b.build()
     }
 
-    /// The train and validation loaders, and what the train data looks like, with the
-    /// built-in sources.
-    pub(super) fn loaders(&self) -> Result<Loaders> {
-        self.loaders_with(crate::registry::builtins())
-    }
-
     /// The train and validation loaders, and what the train data looks like; named
     /// sources (`source.rs`) are looked up in `registry`.
     pub(super) fn loaders_with(&self, registry: &Registry) -> Result<Loaders> {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::predict::Predictor;
 use crate::data_loaders::{DataLoader, LoaderState, SetRef};
 use crate::error::{Error, Result};
-use crate::metrics::{argmax, ConfusionMatrix, MetricSet};
+use crate::metrics::{argmax, ConfusionMatrix, MetricSet, StreamingMetric};
 use crate::model::Task;
 use crate::rng::{RngStream, StreamId};
 
@@ -66,15 +66,26 @@ pub struct Evaluation {
 
 impl Predictor {
     /// Runs the model in eval mode over `data` and computes every metric the run was
-    /// configured with (`train.metrics`, else the task's defaults), the per-class table
-    /// and the confusion matrix.
+    /// configured with (`train.metrics`, else the task's defaults), as its validation
+    /// computes them: the fixed set, and the streaming metrics (users' own, built by the
+    /// registry the predictor was loaded with; multi-class `roc_auc`), which see every
+    /// batch with its sample weights, if the data has them. `confusion_matrix` adds no
+    /// value (writes no file): the evaluation's own confusion matrix is that table.
+    /// Also the per-class table and the confusion matrix.
     pub fn evaluate(&self, data: &EvalData) -> Result<Evaluation> {
         let job = self.job();
         let d = &job.data;
         let batch_size = d.val_batch_size.unwrap_or(d.batch_size);
-        let (loader, label): (Box<dyn DataLoader>, String) = match data {
-            EvalData::Validation => match job.loaders()?.val {
-                Some(v) => (v, "validation".into()),
+        let mut parts = self.eval_parts();
+        let parts = &mut *parts;
+        let (set, streaming) = match &mut parts.metrics {
+            Ok((set, streaming)) => (set.clone(), streaming),
+            Err(e) => return Err(again(e)),
+        };
+        let source: Box<dyn DataLoader>;
+        let (loader, label): (&dyn DataLoader, String) = match data {
+            EvalData::Validation => match &parts.val {
+                Some(v) => (v.as_ref(), "validation".into()),
                 None => {
                     return Err(Error::config(
                         "data",
@@ -87,10 +98,10 @@ impl Predictor {
                 }
             },
             EvalData::Source(path) => {
-                let source = super::predict::with_dir(path);
-                let source = source.to_string_lossy();
-                let auto = job.auto_data(&source, None, None, None, batch_size, false)?;
-                (Box::new(auto), path.display().to_string())
+                let with_dir = super::predict::with_dir(path);
+                let with_dir = with_dir.to_string_lossy();
+                source = Box::new(job.auto_data(&with_dir, None, None, None, batch_size, false)?);
+                (source.as_ref(), path.display().to_string())
             }
         };
         // The trainer's validation loader state, so the batches are the same.
@@ -103,14 +114,18 @@ impl Predictor {
         loader.configure_state(&mut state);
         let task = self.task();
         let loss_fn = self.loss();
-        let mut metrics = crate::trainer::metric_template(task, &job.train.metrics, true)?;
-        let mut confusion = match task {
-            Task::Classification { num_classes } => Some(
-                ConfusionMatrix::new(num_classes)
-                    .map_err(|e| Error::config("model", e.to_string()))?,
-            ),
-            Task::Regression => None,
+        let mut metrics = Metrics {
+            set,
+            streaming,
+            confusion: match task {
+                Task::Classification { num_classes } => Some(
+                    ConfusionMatrix::new(num_classes)
+                        .map_err(|e| Error::config("model", e.to_string()))?,
+                ),
+                Task::Regression => None,
+            },
         };
+        metrics.streaming.iter_mut().for_each(|m| m.reset());
         let sets = loader.plan_epoch(1, &mut state)?;
         let mut samples = 0u64;
         for name in &sets {
@@ -131,15 +146,7 @@ impl Predictor {
                 let weights = b.weights.as_ref();
                 let loss = loss_fn.forward(&output, &y, weights)?;
                 let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                update(
-                    &mut metrics,
-                    confusion.as_mut(),
-                    task,
-                    (loss, weights),
-                    &output,
-                    &y,
-                    &label,
-                )?;
+                metrics.update(task, (loss, weights), &output, &y, &label)?;
                 if b.is_last_window() {
                     samples += b.size() as u64;
                     break;
@@ -147,16 +154,23 @@ impl Predictor {
                 window += 1;
             }
         }
-        let (per_class, matrix) = match &confusion {
+        let (per_class, matrix) = match &metrics.confusion {
             Some(c) => (class_rows(c, job.data.class_names.as_deref()), rows_of(c)),
             None => (Vec::new(), Vec::new()),
         };
+        let values: Vec<(String, f64)> = metrics
+            .set
+            .compute()
+            .into_iter()
+            .chain(metrics.streaming.iter().flat_map(|m| m.values()))
+            .collect();
+        // Nothing of this evaluation stays in the metrics (no file is written from it).
+        metrics.streaming.iter_mut().for_each(|m| m.reset());
         Ok(Evaluation {
             checkpoint: self.checkpoint_dir().display().to_string(),
             data: label,
             samples,
-            metrics: metrics
-                .compute()
+            metrics: values
                 .into_iter()
                 .map(|(k, v)| (k, v.is_finite().then_some(v)))
                 .collect(),
@@ -166,33 +180,60 @@ impl Predictor {
     }
 }
 
-/// One batch (its mean loss and sample weights) into the metrics, exactly as the
-/// trainer's validation does it, and into the confusion matrix (which counts samples,
-/// unweighted).
-fn update(
-    m: &mut MetricSet,
-    confusion: Option<&mut ConfusionMatrix>,
-    task: Task,
-    (mean_loss, weights): (f64, Option<&candle_core::Tensor>),
-    output: &candle_core::Tensor,
-    y: &candle_core::Tensor,
-    source: &str,
-) -> Result<()> {
-    let bad = |e: Error| match e {
-        Error::Metric(e) => Error::Data(format!("{source}: {e}")),
-        other => other,
-    };
-    let scores = crate::trainer::update_metrics(m, task, mean_loss, output, y, weights)
-        .map_err(bad)?
-        .scores;
-    if let (Some(c), Task::Classification { num_classes }) = (confusion, task) {
-        let targets = y.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-        for (row, &t) in scores.chunks_exact(num_classes).zip(&targets) {
-            c.record(t, argmax(row) as u32)
-                .map_err(|e| Error::Data(format!("{source}: {e}")))?;
-        }
+/// An error kept from when the predictor was loaded, reported again (errors are not
+/// `Clone`): a setting's error as that setting's, anything else as a data error.
+fn again(e: &Error) -> Error {
+    match e {
+        Error::Config { field, reason } => Error::Config {
+            field: field.clone(),
+            reason: reason.clone(),
+        },
+        other => Error::Data(format!("train.metrics: {other}")),
     }
-    Ok(())
+}
+
+/// What one evaluation accumulates: the run's metrics (the fixed set and the streaming
+/// ones) and the confusion matrix (for a classifier).
+struct Metrics<'a> {
+    set: MetricSet,
+    streaming: &'a mut Vec<Box<dyn StreamingMetric>>,
+    confusion: Option<ConfusionMatrix>,
+}
+
+impl Metrics<'_> {
+    /// One batch (its mean loss and sample weights) into the metrics, exactly as the
+    /// trainer's validation does it, and into the confusion matrix (which counts samples,
+    /// unweighted).
+    fn update(
+        &mut self,
+        task: Task,
+        (mean_loss, weights): (f64, Option<&candle_core::Tensor>),
+        output: &candle_core::Tensor,
+        y: &candle_core::Tensor,
+        source: &str,
+    ) -> Result<()> {
+        let bad = |e: Error| match e {
+            Error::Metric(e) => Error::Data(format!("{source}: {e}")),
+            other => other,
+        };
+        let host =
+            crate::trainer::update_metrics(&mut self.set, task, mean_loss, output, y, weights)
+                .map_err(bad)?;
+        let view = host.view();
+        for m in self.streaming.iter_mut() {
+            m.update(&view)
+                .map_err(|e| Error::Data(format!("{source}: metric `{}`: {e}", m.name())))?;
+        }
+        if let (Some(c), Task::Classification { num_classes }, Ok(targets)) =
+            (self.confusion.as_mut(), task, &host.targets)
+        {
+            for (row, &t) in host.scores.chunks_exact(num_classes).zip(targets) {
+                c.record(t, argmax(row) as u32)
+                    .map_err(|e| Error::Data(format!("{source}: {e}")))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `a / b`, 0 when `b` is 0 (scikit-learn's `zero_division=0`).

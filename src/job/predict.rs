@@ -16,10 +16,10 @@ use crate::data_loaders::array::{fmt_shape, DType as ArrayDType};
 use crate::data_loaders::npy::npy_descr;
 use crate::data_loaders::{AutoData, DataInfo, DataLoader, SetRef};
 use crate::error::{Error, IoContext, Result};
-use crate::metrics::argmax;
+use crate::metrics::{argmax, MetricSet, StreamingMetric};
 use crate::model::{ForwardCtx, Model, Task};
 use crate::optim::named_vars;
-use crate::registry::{self, Registry};
+use crate::registry::{self, MetricCtx, Registry};
 use crate::rng::{RngStream, StreamId};
 use crate::transforms::{ApplyCtx, Transforms};
 
@@ -55,6 +55,19 @@ pub struct Predictor {
     loss: Box<dyn crate::losses::Loss>,
     /// `Model::forward` takes `&mut self`; the lock lets `predict` take `&self`.
     model: Mutex<ModelSlot>,
+    /// What `evaluate` needs from the registry the predictor was loaded with.
+    eval: Mutex<EvalParts>,
+}
+
+/// The parts of an evaluation built by name when the predictor is loaded, from the
+/// registry it is loaded with (a user's named source, a user's metrics).
+pub(crate) struct EvalParts {
+    /// The run's validation loader, if it has validation data.
+    pub(crate) val: Option<Box<dyn DataLoader>>,
+    /// The run's metrics as training builds them: the fixed set (empty, cloned per
+    /// evaluation) and the streaming ones (reset before each). An error (a metric this
+    /// registry lacks) is kept for `evaluate` to report: predicting needs no metric.
+    pub(crate) metrics: Result<(MetricSet, Vec<Box<dyn StreamingMetric>>)>,
 }
 
 struct ModelSlot {
@@ -135,7 +148,8 @@ impl Predictor {
         job.train.run_dir = checkpoint::run_dir_of(&ckpt.dir);
         let device = job.device.open()?;
         // The model is sized from the train data, as when it was built for training.
-        let info = job.loaders_with(registry)?.info;
+        let loaders = job.loaders_with(registry)?;
+        let info = loaders.info;
         // The model's outputs are for the labels the transforms make.
         let (transforms, batches) = job.new_transforms(registry, &info)?;
         let task = super::build::task_of(&batches);
@@ -148,6 +162,11 @@ impl Predictor {
         }
         model.load_carried_state(&ckpt.carried)?;
         let rng = RngStream::new(job.train.seed, StreamId::Dropout);
+        let metrics = eval_metrics(&job, registry, task, batches.num_classes);
+        let eval = EvalParts {
+            val: loaders.val,
+            metrics,
+        };
         Ok(Predictor {
             job,
             dir: ckpt.dir,
@@ -158,7 +177,13 @@ impl Predictor {
             device,
             loss,
             model: Mutex::new(ModelSlot { model, rng }),
+            eval: Mutex::new(eval),
         })
+    }
+
+    /// The parts of an evaluation, locked for one.
+    pub(crate) fn eval_parts(&self) -> std::sync::MutexGuard<'_, EvalParts> {
+        self.eval.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The job config the run was built from (its `train.run_dir` is where the run is now).
@@ -362,6 +387,28 @@ impl Predictor {
             files,
         })
     }
+}
+
+/// The run's metrics built by name from `registry` as the job builder builds them for
+/// training (same context: classes after the transforms, class names, run directory).
+fn eval_metrics(
+    job: &JobConfig,
+    registry: &Registry,
+    task: Task,
+    num_classes: Option<usize>,
+) -> Result<(MetricSet, Vec<Box<dyn StreamingMetric>>)> {
+    let ctx = MetricCtx {
+        num_classes,
+        class_names: job.data.class_names.as_deref(),
+        run_dir: &job.train.run_dir,
+    };
+    let built = job
+        .train
+        .metrics
+        .iter()
+        .map(|m| registry.build_metric(m, &ctx))
+        .collect::<Result<Vec<_>>>()?;
+    crate::trainer::split_built_metrics(task, !job.train.metrics.is_empty(), built)
 }
 
 /// `x.npy` as `./x.npy`: AutoData looks for labels in the parent directory, which must

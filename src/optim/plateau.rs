@@ -44,8 +44,12 @@ pub struct PlateauSchedState {
 pub struct ReduceOnPlateau {
     /// The validation metric watched, as the run names it (`val_loss`).
     pub monitor: String,
-    /// Whether larger values of `monitor` are better.
-    pub maximize: bool,
+    /// Whether larger values of `monitor` are better: `Some` as given; `None` (what a
+    /// job's `reduce_on_plateau` builds) takes the direction the run declares for
+    /// `monitor` (else the one its name suggests), told through
+    /// [`LrSchedule::metric_directions`] at the first validation. Left `None` (used
+    /// without the schedule callback) it minimises, as PyTorch's default mode `min`.
+    pub maximize: Option<bool>,
     /// Multiplier per reduction, in (0, 1).
     pub factor: f64,
     /// Validations without improvement tolerated; the next one reduces.
@@ -73,7 +77,7 @@ impl ReduceOnPlateau {
             return false;
         }
         let t = self.threshold;
-        match (self.maximize, self.threshold_mode) {
+        match (self.maximize.unwrap_or(false), self.threshold_mode) {
             (false, ThresholdMode::Rel) => value < best * (1.0 - t),
             (false, ThresholdMode::Abs) => value < best - t,
             (true, ThresholdMode::Rel) => value > best * (1.0 + t),
@@ -85,6 +89,12 @@ impl ReduceOnPlateau {
 impl LrSchedule for ReduceOnPlateau {
     fn lr_at(&self, base_lr: f64, _step: u64) -> f64 {
         self.state.lr.unwrap_or(base_lr)
+    }
+
+    fn metric_directions(&mut self, higher_is_better: &dyn Fn(&str) -> bool) {
+        if self.maximize.is_none() {
+            self.maximize = Some(higher_is_better(&self.monitor));
+        }
     }
 
     fn observe_validation(
@@ -144,7 +154,7 @@ mod tests {
     fn plateau(patience: u64, cooldown: u64) -> ReduceOnPlateau {
         ReduceOnPlateau {
             monitor: "val_loss".into(),
-            maximize: false,
+            maximize: Some(false),
             factor: 0.5,
             patience,
             threshold: 1e-4,
@@ -187,7 +197,7 @@ mod tests {
         assert_eq!(lrs, [0.1, 0.05, 0.05, 0.05, 0.025]);
         // Maximised metric, absolute threshold.
         let mut s = plateau(0, 0);
-        s.maximize = true;
+        s.maximize = Some(true);
         s.threshold_mode = ThresholdMode::Abs;
         s.threshold = 0.1;
         let lrs = rates(&mut s, &[0.5, 0.65, 0.7, f64::NAN]);

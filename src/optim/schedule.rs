@@ -33,6 +33,12 @@ pub trait LrSchedule: Send {
     ) -> Result<()> {
         Ok(())
     }
+    /// Told, before every `observe_validation`, which way the run's validation metrics
+    /// improve: `higher_is_better(name)` is the direction the run's metric of that name
+    /// declares (a user metric's own), else the one its name suggests. Schedules
+    /// watching a metric without a direction of their own take it from here. Default:
+    /// ignored.
+    fn metric_directions(&mut self, _higher_is_better: &dyn Fn(&str) -> bool) {}
     /// What it remembers, for checkpoints (`None`: nothing, a pure function of the step).
     fn save_state(&self) -> Option<serde_json::Value> {
         None

@@ -3,6 +3,7 @@
 //! `build` lays out the initial [`TrainState`] (every counter at zero, every random
 //! stream at its seeded start); `resume_from` then loads a checkpoint over it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -248,17 +249,13 @@ impl TrainerBuilder {
         let key_metric = self.config.key_metric.clone();
         let (metrics, mut streaming) = match self.built_metrics {
             Some(built) => split_metrics(task, !self.config.metrics.is_empty(), built)?,
-            None => (
-                metric_template(task, &self.config.metrics, false)?,
-                Vec::new(),
-            ),
+            None => (metric_template(task, &self.config.metrics)?, Vec::new()),
         };
         streaming.extend(self.streaming);
         check_metric_names(&metrics, &streaming)?;
-        let key_direction = streaming
-            .iter()
-            .find(|m| key_metric.strip_prefix("val_").unwrap_or(&key_metric) == m.name())
-            .map(|m| m.direction() == Direction::Max);
+        let metric_directions = declared_directions(&streaming);
+        let key_direction = crate::callbacks::declared_direction(&metric_directions, &key_metric)
+            .map(|d| d == Direction::Max);
         let base_lr = self.optimizer.learning_rate();
         let state = TrainState {
             epoch: 0,
@@ -339,6 +336,7 @@ impl TrainerBuilder {
             max_time_secs,
             metrics,
             streaming,
+            metric_directions,
             last_batch: None,
             train_data,
             val_data: self.val_data,
@@ -390,25 +388,13 @@ fn check_loss_fits(loss: &dyn Loss, task: Task) -> Result<()> {
     ))
 }
 
-/// The metric set a task computes, from the configured names (what training and
-/// evaluation both update): fixed-set names only (`accuracy`, `top5_accuracy`, ...).
-/// `lenient` (evaluation) leaves out the names the fixed set does not have (streaming
-/// metrics, `roc_auc` over more than two classes) instead of refusing them.
-pub(crate) fn metric_template(
-    task: Task,
-    specs: &[MetricSpec],
-    lenient: bool,
-) -> Result<MetricSet> {
-    let classes = match task {
-        Task::Classification { num_classes } => num_classes,
-        Task::Regression => 0,
-    };
+/// The metric set a task computes, from the configured names: fixed-set names only
+/// (`accuracy`, `top5_accuracy`, ...), for trainers built without a registry.
+fn metric_template(task: Task, specs: &[MetricSpec]) -> Result<MetricSet> {
     let mut metrics = Vec::new();
     for spec in specs {
         let metric = match Metric::from_name(&spec.name) {
-            Ok(Metric::RocAuc) if lenient && classes != 2 => continue,
             Ok(m) if spec.args.is_empty() => m,
-            Ok(_) if lenient => continue,
             Ok(_) => {
                 return Err(Error::config(
                     "train.metrics",
@@ -419,7 +405,6 @@ pub(crate) fn metric_template(
                     ),
                 ))
             }
-            Err(_) if lenient => continue,
             Err(e) => return Err(Error::config("train.metrics", e.to_string())),
         };
         metrics.push(metric);
@@ -463,6 +448,33 @@ fn split_metrics(
         }
     }
     Ok((standard_set(task, !configured, standard)?, streaming))
+}
+
+/// Which way each streaming metric improves, as it declares it: by the metric's name and
+/// by the name of each value it reports.
+fn declared_directions(streaming: &[Box<dyn StreamingMetric>]) -> BTreeMap<String, Direction> {
+    let mut directions = BTreeMap::new();
+    for m in streaming {
+        let d = m.direction();
+        directions.insert(m.name(), d);
+        for (name, _) in m.values() {
+            directions.insert(name, d);
+        }
+    }
+    directions
+}
+
+/// The run's metrics as a registry built them, split into the fixed set (the task's
+/// defaults when `configured` is false) and the streaming ones, their names checked as
+/// the trainer checks them: what `evaluate` computes, exactly as validation does.
+pub(crate) fn split_built_metrics(
+    task: Task,
+    configured: bool,
+    built: Vec<BuiltMetric>,
+) -> Result<(MetricSet, Vec<Box<dyn StreamingMetric>>)> {
+    let (set, streaming) = split_metrics(task, configured, built)?;
+    check_metric_names(&set, &streaming)?;
+    Ok((set, streaming))
 }
 
 /// Streaming metrics key their saved state by name: no two alike, none named like a

@@ -528,6 +528,7 @@ impl Trainer {
                     | Stage::ValIterEnd => self.last_batch.as_ref().map(HostBatch::view),
                     _ => None,
                 },
+                metric_directions: &self.metric_directions,
             };
             if let Err(e) = cb.on_stage(stage, &mut view) {
                 if self.callback_error.is_none() {

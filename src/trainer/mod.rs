@@ -8,6 +8,7 @@
 //! - `streaming.rs`: the streaming metrics, fed and checkpointed;
 //! - `lock.rs`: one writer per run directory (`RunLock`, held by `fit`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,7 +21,7 @@ use crate::data_loaders::{Batch, DataLoader, SetRef};
 use crate::error::{Error, Result};
 use crate::interrupt::InterruptHandle;
 use crate::losses::Loss;
-use crate::metrics::{HostBatch, MetricSet, StreamingMetric};
+use crate::metrics::{Direction, HostBatch, MetricSet, StreamingMetric};
 use crate::model::{parameter_count, ForwardCtx, Model, Task};
 use crate::optim::{grad_sq_norms, Accumulator, NamedVar, TrainOptimizer};
 use crate::rng::RngStream;
@@ -34,7 +35,7 @@ mod machine;
 mod persist;
 mod streaming;
 
-pub(crate) use builder::metric_template;
+pub(crate) use builder::split_built_metrics;
 pub use builder::{default_loss, TrainerBuilder};
 pub use config::{Every, TrainConfig};
 pub use lock::{LockHolder, RunLock, LOCK_FILE};
@@ -88,6 +89,9 @@ pub struct Trainer {
     /// Metrics beyond the fixed set (users' own, `confusion_matrix`, multi-class
     /// `roc_auc`); their state is saved in checkpoints by name.
     streaming: Vec<Box<dyn StreamingMetric>>,
+    /// Which way each streaming metric improves, as it declares, by its name and the
+    /// names of its values (what callbacks read through `TrainerView::metric_direction`).
+    metric_directions: BTreeMap<String, Direction>,
     /// The host copy of the outputs and targets of the iteration in progress, made for
     /// the metrics and lent to callbacks at its batch-end stages.
     last_batch: Option<HostBatch>,
@@ -303,6 +307,15 @@ impl Trainer {
             self.state.rng.augment = rng.state();
         }
         Ok(batch)
+    }
+
+    /// Which way `metric` (`val_iou`, `loss`) improves: as the run's metric of that name
+    /// declares it ([`StreamingMetric::direction`]), else as its name suggests
+    /// ([`crate::metrics::direction_of`]); what callbacks see as
+    /// `TrainerView::metric_direction`.
+    pub fn metric_direction(&self, metric: &str) -> Direction {
+        crate::callbacks::declared_direction(&self.metric_directions, metric)
+            .unwrap_or_else(|| crate::metrics::direction_of(metric))
     }
 
     /// The loss being minimised.

@@ -159,6 +159,7 @@ fn early_stopping_counts_by_hand() {
             grads: None,
             control: &mut control,
             outputs: None,
+            metric_directions: &Default::default(),
         };
         es.on_stage(Stage::ValEnd, &mut view).unwrap();
         if control.stop.is_some() {

@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod config;
 mod data_config;
+mod evaluate_metrics;
 mod example_jobs;
 mod faults;
 mod fuzz_corpus;

@@ -378,8 +378,45 @@ fn a_users_own_cli_trains_resumes_and_lists_its_components() {
         state["metrics"]["val_accuracy"].as_f64().unwrap() > 0.8,
         "{state}"
     );
-    let ran = run_program(&program, &cwd, &["evaluate", "run"]);
+    // The user's callback ran at every validation: its file holds the last one, as the
+    // checkpoint has it.
+    let logged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("run/my_logger.json")).unwrap()).unwrap();
+    assert_eq!(logged["epoch"], 3, "{logged}");
+    assert_eq!(logged["validation"], state["times_validated"], "{logged}");
+    for name in ["val_accuracy", "val_iou", "val_loss"] {
+        assert_eq!(
+            logged["metrics"][name], state["metrics"][name],
+            "{name}: {logged}"
+        );
+    }
+    // evaluate reports the user's metric, equal to the run's last validation (the
+    // latest checkpoint is the run's end, where it last validated).
+    let ran = run_program(&program, &cwd, &["evaluate", "run", "--json"]);
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let eval: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    for name in ["iou", "accuracy", "f1_macro"] {
+        assert_eq!(
+            eval["metrics"][name],
+            state["metrics"][format!("val_{name}")],
+            "{name}: {eval}"
+        );
+    }
+    assert!(eval["metrics"].get("confusion_matrix").is_none(), "{eval}");
+
+    // The user's transform ran on train batches: the same job without it trains other
+    // weights, and the job with it the same weights again.
+    let weights = |run: &str, extra: &[&str]| {
+        let mut args = vec!["train", config, "--epochs", "1", "--run-dir", run];
+        args.extend_from_slice(extra);
+        let ran = run_program(&program, &cwd, &args);
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        let ckpts = deeptrain::checkpoint::list(&cwd.join(run)).unwrap();
+        std::fs::read(ckpts.last().unwrap().join("model.safetensors")).unwrap()
+    };
+    let with = weights("with", &[]);
+    assert_eq!(weights("with-again", &[]), with);
+    assert_ne!(weights("without", &["--set", "data.transforms=[]"]), with);
 }
 
 /// Sequences of a noisy sine, `[n, steps, 1]`, with the next step as per-step targets.

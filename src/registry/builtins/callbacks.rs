@@ -101,7 +101,8 @@ impl CalibrationArgs {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EarlyStoppingArgs {
-    /// The metric watched (default `val_loss`; its direction is known by name).
+    /// The metric watched (default `val_loss`; min or max as the metric declares, else by
+    /// its name).
     pub monitor: String,
     /// Validations without improvement before stopping, at least 1 (default 5).
     pub patience: u64,

@@ -4,7 +4,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::metrics::higher_is_better;
 use crate::optim::{
     Anneal, Exponential, LrSchedule, MultiStep, OneCycle, PlateauSchedState, ReduceOnPlateau,
     Schedule, ThresholdMode,
@@ -256,7 +255,8 @@ impl OneCycleArgs {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReduceOnPlateauArgs {
-    /// Validation metric watched, `val_*` (default `val_loss`; min or max by its name).
+    /// Validation metric watched, `val_*` (default `val_loss`; min or max as the metric
+    /// declares, else by its name).
     pub monitor: String,
     /// Multiplier per reduction, in (0, 1) (default 0.1).
     pub factor: f64,
@@ -313,11 +313,13 @@ impl ReduceOnPlateauArgs {
         non_negative("schedule.eps", self.eps)
     }
 
-    /// The schedule; minimised or maximised by the metric's name.
+    /// The schedule; minimised or maximised as the run's metric declares (a user
+    /// metric's `StreamingMetric::direction`), else by its name, resolved at the first
+    /// validation.
     pub fn schedule(&self) -> ReduceOnPlateau {
         ReduceOnPlateau {
             monitor: self.monitor.clone(),
-            maximize: higher_is_better(&self.monitor),
+            maximize: None,
             factor: self.factor,
             patience: self.patience,
             threshold: self.threshold,
