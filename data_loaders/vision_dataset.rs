@@ -1,4 +1,5 @@
-//! candle-datasets' vision sets (MNIST, CIFAR-10 from the hub) as deeptrain loaders.
+//! candle-datasets' vision sets (`candle_datasets::vision::Dataset`) as in-memory data:
+//! how the `mnist`/`cifar10` sources read through candle-datasets, and for any such set.
 //! Behind the `datasets` feature: candle-datasets brings hub, tokenizers and parquet.
 
 use candle_core::DType;

@@ -1,7 +1,9 @@
 //! Data sources by name (`"source": {"name": "series", ...}`): the sunspots LSTM job
 //! from its JSON file (training, recorded arguments, every-transition bitwise resume),
 //! the one-line errors, the string form unchanged, a user's source, `deeptrain data JOB`,
-//! and (with the `datasets` feature) MNIST through candle-datasets' loader.
+//! the standard vision sets (`mnist`, `fashion_mnist`, `cifar10`) from tiny local files
+//! through the binary and from the real MNIST when `../shared` has it, and (with the
+//! `datasets` feature) both of their readers giving bitwise the same tensors.
 
 use std::path::{Path, PathBuf};
 
@@ -164,21 +166,6 @@ fn source_errors_are_one_line_naming_the_source_and_what_is_wrong() {
     assert!(err.contains("`mnist`") && err.contains("`dir`"), "{err}");
 }
 
-#[cfg(not(feature = "datasets"))]
-#[test]
-fn standard_sets_say_which_feature_they_need() {
-    for name in ["mnist", "cifar10"] {
-        let err = build_error(
-            &format!(r#"{{"data": {{"source": {{"name": "{name}", "dir": "."}}}}}}"#),
-            &format!("sources-{name}-feature"),
-        );
-        assert!(
-            err.contains(&format!("`{name}`")) && err.contains("--features datasets"),
-            "{err}"
-        );
-    }
-}
-
 #[test]
 fn string_sources_read_and_write_as_before() {
     let json = r#"{"data": {"source": "some/dir", "val_source": "other/dir"}}"#;
@@ -270,7 +257,6 @@ fn data_command_shows_a_jobs_sources_and_transform_chain() {
 
 /// Tiny MNIST-format idx files (8 x 8 images) in a fresh directory; the train images are
 /// gzipped, as downloads are, to exercise the decompression.
-#[cfg(feature = "datasets")]
 fn tiny_mnist(name: &str, train: usize, test: usize) -> PathBuf {
     use std::io::Write;
     let dir = scratch(name);
@@ -309,36 +295,277 @@ fn tiny_mnist(name: &str, train: usize, test: usize) -> PathBuf {
     dir
 }
 
-#[cfg(feature = "datasets")]
-#[test]
-fn mnist_source_trains_one_epoch_through_candle_datasets() {
-    let data = tiny_mnist("sources-mnist-data", 48, 16);
-    let json = format!(
-        r#"{{"data": {{"source": {{"name": "mnist", "dir": "{}"}}, "batch_size": 16}},
-            "model": {{"name": "mlp", "hidden": [16]}},
-            "train": {{"epochs": 1}}, "logging": {{"progress": false, "tensorboard": false}}}}"#,
-        data.display()
-    );
-    let registry = Registry::with_builtins();
-    let mut job = JobConfig::from_json_str(&json, Path::new("mnist.json")).unwrap();
-    job.train.run_dir = scratch("sources-mnist-run");
-    let overview = job.data_overview(&registry).unwrap();
-    assert_eq!(overview.train.num_samples, 48);
-    assert_eq!(overview.train.sample_shape, [1, 8, 8]);
-    assert_eq!(overview.train.num_classes, Some(10));
-    assert_eq!(overview.val.as_ref().map(|v| v.num_samples), Some(16));
-    let mut t = job.build_trainer().unwrap();
-    assert_eq!(t.model().name(), "mlp 64-16-10");
-    assert_eq!(t.fit().unwrap(), Outcome::Finished);
-    assert_eq!((t.state.batches_fit, t.state.batches_validated), (3, 1));
-    assert!(t.state.val_history.metrics["val_accuracy"][0].is_finite());
-
-    // A missing file: one line naming the directory and the file.
-    std::fs::remove_file(data.join("t10k-labels-idx1-ubyte")).unwrap();
-    let err = job.build_trainer().err().unwrap().to_string();
-    assert_eq!(err.lines().count(), 1, "{err}");
+/// Runs `deeptrain train JOB --run-dir RUN` on the job `json` and returns the run's last
+/// checkpoint (the command must succeed).
+fn train_through_binary(name: &str, json: &str) -> deeptrain::checkpoint::LoadedCheckpoint {
+    let dir = scratch(name);
+    let job = dir.join("job.json");
+    std::fs::write(&job, json).unwrap();
+    let run = dir.join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deeptrain"))
+        .args([
+            "train",
+            job.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+        ])
+        .env_remove("CANDLE_NUM_THREADS")
+        .output()
+        .unwrap();
     assert!(
-        err.contains(&data.display().to_string()) && err.contains("t10k-labels-idx1-ubyte"),
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    deeptrain::checkpoint::load_latest(&run).unwrap()
+}
+
+/// A one-epoch job on `source` (a JSON object) with batches of 16 and a small MLP.
+fn one_epoch_job(source: &str) -> String {
+    format!(
+        r#"{{"data": {{"source": {source}, "batch_size": 16}},
+            "model": {{"name": "mlp", "hidden": [16]}},
+            "train": {{"epochs": 1}}, "logging": {{"progress": false, "tensorboard": false}}}}"#
+    )
+}
+
+/// The error building the job on `source` gives, as one line.
+fn source_error(source: &str, name: &str) -> String {
+    let json = one_epoch_job(source);
+    let mut job = JobConfig::from_json_str(&json, Path::new("job.json")).unwrap();
+    job.train.run_dir = scratch(name);
+    let err = job
+        .build_trainer()
+        .err()
+        .expect("the job must fail")
+        .to_string();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn mnist_source_trains_one_epoch_from_local_idx_files() {
+    let data = tiny_mnist("sources-mnist-data", 48, 16);
+    for name in ["mnist", "fashion_mnist"] {
+        let source = format!(r#"{{"name": "{name}", "dir": "{}"}}"#, data.display());
+        let json = one_epoch_job(&source);
+        let job = JobConfig::from_json_str(&json, Path::new("mnist.json")).unwrap();
+        let overview = job.data_overview(&Registry::with_builtins()).unwrap();
+        assert_eq!(overview.train.num_samples, 48);
+        assert_eq!(overview.train.sample_shape, [1, 8, 8]);
+        assert_eq!(overview.train.num_classes, Some(10));
+        assert_eq!(overview.val.as_ref().map(|v| v.num_samples), Some(16));
+        assert_eq!(overview.train.files, [format!("{name}/train")]);
+
+        let ckpt = train_through_binary(&format!("sources-{name}-run"), &json);
+        assert_eq!(ckpt.meta.model_name, "mlp 64-16-10");
+        let s = &ckpt.meta.state;
+        assert_eq!((s.epoch, s.batches_fit, s.batches_validated), (1, 3, 1));
+        assert!(s.val_history.metrics["val_accuracy"][0].is_finite());
+    }
+
+    // Missing files: one line naming the directory and each missing file.
+    std::fs::remove_file(data.join("t10k-labels-idx1-ubyte")).unwrap();
+    std::fs::remove_file(data.join("train-images-idx3-ubyte.gz")).unwrap();
+    let source = format!(r#"{{"name": "mnist", "dir": "{}"}}"#, data.display());
+    let err = source_error(&source, "sources-mnist-missing");
+    assert!(
+        err.contains(&data.display().to_string())
+            && err.contains(
+                "has no train-images-idx3-ubyte (nor train-images-idx3-ubyte.gz), \
+                             t10k-labels-idx1-ubyte (nor"
+            )
+            && err.contains("nothing is downloaded"),
         "{err}"
     );
+}
+
+/// Tiny CIFAR-10 batches in a fresh directory: `train[i]` records in `data_batch_{i+1}.bin`
+/// and `test` in `test_batch.bin`; the label of record r is r % 10, its pixels depend on
+/// the label and the record.
+fn tiny_cifar10(name: &str, train: [usize; 5], test: usize) -> PathBuf {
+    let dir = scratch(name);
+    let batch = |n: usize, seed: usize| -> Vec<u8> {
+        let mut b = Vec::new();
+        for r in 0..n {
+            let label = (r % 10) as u8;
+            b.push(label);
+            b.extend(
+                (0..3072)
+                    .map(|p| ((p / 1024) * 60 + label as usize * 17 + (p + r + seed) % 7) as u8),
+            );
+        }
+        b
+    };
+    for (i, n) in train.iter().enumerate() {
+        std::fs::write(dir.join(format!("data_batch_{}.bin", i + 1)), batch(*n, i)).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), batch(test, 9)).unwrap();
+    dir
+}
+
+#[cfg(not(feature = "datasets"))]
+#[test]
+fn cifar10_source_trains_one_epoch_from_local_batches() {
+    let root = scratch("sources-cifar10-data");
+    // The folder holding `cifar-10-batches-bin`, as the tarball unpacks.
+    let data = tiny_cifar10(
+        "sources-cifar10-data/cifar-10-batches-bin",
+        [8, 8, 8, 4, 4],
+        16,
+    );
+    assert_eq!(data, root.join("cifar-10-batches-bin"));
+    let source = format!(r#"{{"name": "cifar10", "dir": "{}"}}"#, root.display());
+    let json = one_epoch_job(&source);
+    let job = JobConfig::from_json_str(&json, Path::new("cifar.json")).unwrap();
+    let overview = job.data_overview(&Registry::with_builtins()).unwrap();
+    assert_eq!(overview.train.num_samples, 32);
+    assert_eq!(overview.train.sample_shape, [3, 32, 32]);
+    assert_eq!(overview.train.num_classes, Some(10));
+    assert_eq!(overview.val.as_ref().map(|v| v.num_samples), Some(16));
+
+    // The values: byte / 255, channels first, records in file order.
+    let args = deeptrain::data_loaders::vision_sets::Cifar10Args {
+        dir: root.display().to_string(),
+    };
+    let (train, test) = deeptrain::data_loaders::vision_sets::read_cifar10(&args, 0.5).unwrap();
+    let bytes = std::fs::read(data.join("data_batch_2.bin")).unwrap();
+    let sample = 8 + 3; // record 3 of the second file
+    let record = &bytes[3 * 3073..4 * 3073];
+    let got = &train.features[sample * 3072..(sample + 1) * 3072];
+    for (p, (v, b)) in got.iter().zip(&record[1..]).enumerate() {
+        assert_eq!(
+            v.to_bits(),
+            (*b as f32 * (1.0f64 / 255.0) as f32 * 0.5).to_bits(),
+            "pixel {p}"
+        );
+    }
+    match (&train.targets, &test.targets) {
+        (
+            deeptrain::data_loaders::Targets::Classes {
+                labels,
+                num_classes: 10,
+            },
+            deeptrain::data_loaders::Targets::Classes { labels: test, .. },
+        ) => {
+            assert_eq!(labels[sample], u32::from(record[0]));
+            assert_eq!(labels.len(), 32);
+            assert_eq!(test.len(), 16);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let ckpt = train_through_binary("sources-cifar10-run", &json);
+    assert_eq!(ckpt.meta.model_name, "mlp 3072-16-10");
+    let s = &ckpt.meta.state;
+    assert_eq!((s.epoch, s.batches_fit, s.batches_validated), (1, 2, 1));
+    assert!(s.val_history.metrics["val_accuracy"][0].is_finite());
+
+    // A batch file that is not whole records: one line naming it and its size.
+    let cut = data.join("data_batch_4.bin");
+    let mut bytes = std::fs::read(&cut).unwrap();
+    bytes.pop();
+    std::fs::write(&cut, &bytes).unwrap();
+    let err = source_error(&source, "sources-cifar10-bad-size");
+    assert!(
+        err.contains(&cut.display().to_string()) && err.contains("has 12291 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cifar10_missing_batches_are_one_line_naming_each() {
+    let data = tiny_cifar10("sources-cifar10-missing", [2; 5], 2);
+    std::fs::remove_file(data.join("data_batch_3.bin")).unwrap();
+    std::fs::remove_file(data.join("test_batch.bin")).unwrap();
+    let source = format!(r#"{{"name": "cifar10", "dir": "{}"}}"#, data.display());
+    let err = source_error(&source, "sources-cifar10-missing-run");
+    assert!(
+        err.contains(&data.display().to_string())
+            && err.contains("has no data_batch_3.bin, test_batch.bin;")
+            && err.contains("nothing is downloaded"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mnist_source_reads_the_real_mnist() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
+    if !dir.is_dir() {
+        println!("skipped: ../shared/data/mnist not found");
+        return;
+    }
+    let source = format!(r#"{{"name": "mnist", "dir": "{}"}}"#, dir.display());
+    let job = JobConfig::from_json_str(&one_epoch_job(&source), Path::new("m.json")).unwrap();
+    let overview = job.data_overview(&Registry::with_builtins()).unwrap();
+    assert_eq!(overview.train.num_samples, 60000);
+    assert_eq!(overview.train.sample_shape, [1, 28, 28]);
+    assert_eq!(overview.val.as_ref().map(|v| v.num_samples), Some(10000));
+    // The first sample against the idx reader's bytes.
+    let args = deeptrain::data_loaders::vision_sets::MnistArgs {
+        dir: dir.display().to_string(),
+    };
+    let (train, _) = deeptrain::data_loaders::vision_sets::read_mnist("mnist", &args, 1.0).unwrap();
+    let cache = scratch("sources-real-mnist-cache");
+    let idx = |name: &str| deeptrain::data_loaders::idx::read_idx(dir.join(name), &cache).unwrap();
+    let labels = idx("train-labels-idx1-ubyte.gz");
+    let images = idx("train-images-idx3-ubyte.gz");
+    let deeptrain::data_loaders::Targets::Classes { labels: got, .. } = &train.targets else {
+        panic!("class targets expected");
+    };
+    assert_eq!(got[0], u32::from(labels.raw()[0]));
+    assert_eq!(got[0], 5);
+    let first: Vec<u32> = images.raw()[..784]
+        .iter()
+        .map(|b| (*b as f32 * (1.0f64 / 255.0) as f32).to_bits())
+        .collect();
+    let read: Vec<u32> = train.features[..784].iter().map(|v| v.to_bits()).collect();
+    assert_eq!(read, first);
+}
+
+#[cfg(feature = "datasets")]
+#[test]
+fn mnist_readers_give_bitwise_equal_tensors() {
+    use deeptrain::data_loaders::vision_sets::{read_mnist_candle, read_mnist_own, MnistArgs};
+    use deeptrain::data_loaders::{DataLoader, LoaderState, SetRef};
+    let data = tiny_mnist("sources-mnist-readers", 40, 12);
+    let args = MnistArgs {
+        dir: data.display().to_string(),
+    };
+    for scale in [1.0, 0.3] {
+        let own = read_mnist_own("mnist", &args, scale).unwrap();
+        let candle = read_mnist_candle("mnist", &args, scale).unwrap();
+        for (a, b) in [(&own.0, &candle.0), (&own.1, &candle.1)] {
+            assert_eq!(a.name, b.name);
+            assert_eq!(a.sample_shape, b.sample_shape);
+            let bits =
+                |d: &InMemoryData| d.features.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a), bits(b));
+            // And as the batches the trainer gets.
+            let rng = deeptrain::RngStream::new(1, deeptrain::StreamId::TrainShuffle);
+            let mut sa = LoaderState::new(64, false, false, &rng);
+            let mut sb = sa.clone();
+            let sets = a.plan_epoch(1, &mut sa).unwrap();
+            assert_eq!(sets, b.plan_epoch(1, &mut sb).unwrap());
+            let dev = candle_core::Device::Cpu;
+            let ba = a.load(&sa, SetRef::new(&sets[0]), &dev).unwrap();
+            let bb = b.load(&sb, SetRef::new(&sets[0]), &dev).unwrap();
+            assert_eq!(ba.x.dims(), bb.x.dims());
+            let flat = |t: &candle_core::Tensor| -> Vec<u32> {
+                t.flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect()
+            };
+            assert_eq!(flat(&ba.x), flat(&bb.x));
+            assert_eq!(
+                ba.y.to_vec1::<u32>().unwrap(),
+                bb.y.to_vec1::<u32>().unwrap()
+            );
+        }
+    }
 }

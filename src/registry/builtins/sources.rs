@@ -1,5 +1,7 @@
-//! The built-in data sources (`series`, `mnist`, `cifar10`); their argument types live
-//! beside their readers in [`crate::data_loaders`] (`series`, `vision_sets`).
+//! The built-in data sources (`series`, `mnist`, `fashion_mnist`, `cifar10`); their
+//! argument types live beside their readers in [`crate::data_loaders`] (`series`,
+//! `vision_sets`, which also picks the reader: its own, or candle-datasets' with the
+//! `datasets` feature).
 
 use std::sync::Arc;
 
@@ -13,9 +15,18 @@ use crate::registry::{Registry, SourceCtx, SourceData};
 pub(super) fn register(r: &mut Registry) {
     r.source_checked("series", SeriesArgs::validate, series);
     r.source_checked("mnist", MnistArgs::validate, |a: MnistArgs, ctx| {
-        let (train, val) = read_mnist(&a, ctx.scale)?;
+        let (train, val) = read_mnist("mnist", &a, ctx.scale)?;
         Ok(in_memory(train, val))
     });
+    // The same files, names and layout as MNIST: the same source under its own name.
+    r.source_checked(
+        "fashion_mnist",
+        |a: &MnistArgs| a.validate_as("fashion_mnist"),
+        |a: MnistArgs, ctx| {
+            let (train, val) = read_mnist("fashion_mnist", &a, ctx.scale)?;
+            Ok(in_memory(train, val))
+        },
+    );
     r.source_checked("cifar10", Cifar10Args::validate, |a: Cifar10Args, ctx| {
         let (train, val) = read_cifar10(&a, ctx.scale)?;
         Ok(in_memory(train, val))
