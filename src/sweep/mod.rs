@@ -147,6 +147,22 @@ fn is_empty_ordered<T>(o: &Ordered<T>) -> bool {
     o.0.is_empty()
 }
 
+/// A temporary file in `dir` with the usual permissions (0666 less the umask, like any
+/// file a run writes; tempfile's own are owner-only), renamed into place by the caller.
+pub(crate) fn shared_tempfile(
+    dir: &Path,
+    prefix: &str,
+) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir)
+}
+
 /// A config error of a sweep file: `config FILE FIELD: reason`.
 pub(crate) fn sweep_error(file: &Path, field: &str, reason: impl Into<String>) -> Error {
     Error::Config {

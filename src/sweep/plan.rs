@@ -221,11 +221,7 @@ fn write_plan(path: &Path, plan: &Plan, replace: bool) -> Result<bool> {
         what: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".plan.")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .at(dir)?;
+    let mut tmp = crate::sweep::shared_tempfile(dir, ".plan.").at(dir)?;
     std::io::Write::write_all(tmp.as_file_mut(), format!("{json}\n").as_bytes()).at(tmp.path())?;
     tmp.as_file().sync_all().at(tmp.path())?;
     if replace {

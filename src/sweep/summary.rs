@@ -297,11 +297,7 @@ impl Summary {
         let path = sweep_dir.join(SWEEP_META_DIR).join(SUMMARY_CSV);
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).at(dir)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".summary.")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .at(dir)?;
+        let mut tmp = crate::sweep::shared_tempfile(dir, ".summary.").at(dir)?;
         {
             let mut w = csv::Writer::from_writer(tmp.as_file_mut());
             let enc = |e: csv::Error| Error::Encode {
