@@ -20,6 +20,7 @@ pub mod registry;
 pub mod report;
 pub mod rng;
 pub mod state;
+pub mod sweep;
 pub mod trainer;
 pub mod transforms;
 

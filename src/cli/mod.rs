@@ -13,6 +13,7 @@ mod list;
 mod predict;
 mod report;
 mod summary;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -64,6 +65,8 @@ enum Command {
     Predict(predict::PredictArgs),
     Export(export::ExportArgs),
     List(list::ListArgs),
+    Sweep(sweep::SweepArgs),
+    SweepReport(sweep::SweepReportArgs),
 }
 
 /// Why a command did not succeed.
@@ -145,6 +148,8 @@ where
         Some(Command::Predict(a)) => predict::predict(&a, registry),
         Some(Command::Export(a)) => export::export(&a, registry),
         Some(Command::List(a)) => list::list(&a, registry),
+        Some(Command::Sweep(a)) => sweep::sweep(&a, registry),
+        Some(Command::SweepReport(a)) => sweep::sweep_report(&a),
     };
     match result {
         Ok(code) => code,

@@ -27,6 +27,7 @@
 //! and `png.rs` the encoding and atomic write. `data.rs` turns a train state into
 //! [`ReportData`]; `histograms.rs` draws the per-layer histogram figures.
 
+pub mod comparison;
 pub mod confusion;
 pub mod data;
 pub mod histograms;

@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["trainer"],
     &["registry"],
     &["job"],
+    &["sweep"],
     &["cli"],
 ];
 

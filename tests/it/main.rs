@@ -26,6 +26,7 @@ mod runs;
 mod sample_weights;
 mod sources;
 mod support;
+mod sweep;
 mod tensorboard;
 mod training_options;
 mod transforms;

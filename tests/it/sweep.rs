@@ -1,0 +1,343 @@
+//! `deeptrain sweep`: the plan's order and its refusal of a changed file, a parallel
+//! sweep interrupted twice by real SIGINTs ending bit-for-bit like an uninterrupted one,
+//! one trial per process (`--trial`, `SLURM_ARRAY_TASK_ID`) under the run lock, the
+//! Slurm script and the summary files.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::common::{scratch, tensor_bytes};
+
+/// A 6-trial grid on the digits job, a fraction of a second per trial.
+const GRID: &str = r#"{
+  "grid": { "optimizer.lr": [0.003, 0.001, 0.0003], "data.batch_size": [64, 128] },
+  "set": { "train.epochs": 2, "model.hidden": [32], "logging.progress": false,
+           "train.validate_every": {"batches": 10} },
+  "metric": "val_accuracy"
+}"#;
+
+const TRIALS: [&str; 6] = [
+    "t000-optimizer.lr=0.003-data.batch_size=64",
+    "t001-optimizer.lr=0.003-data.batch_size=128",
+    "t002-optimizer.lr=0.001-data.batch_size=64",
+    "t003-optimizer.lr=0.001-data.batch_size=128",
+    "t004-optimizer.lr=0.0003-data.batch_size=64",
+    "t005-optimizer.lr=0.0003-data.batch_size=128",
+];
+
+fn deeptrain(cwd: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_deeptrain"));
+    c.current_dir(cwd)
+        .args(args)
+        .env_remove("DEEPTRAIN_TEST_PAUSE")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("CANDLE_NUM_THREADS");
+    c
+}
+
+/// Runs to the end: (exit code, stdout, stderr).
+fn run(cwd: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = deeptrain(cwd, args).stdin(Stdio::null()).output().unwrap();
+    let s = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    (out.status.code(), s(out.stdout), s(out.stderr))
+}
+
+fn sigint(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// `deeptrain sweep s.json --jobs 2` with every trial process pausing at its 5th
+/// iteration; once `pauses` trials have paused, one SIGINT to the sweep process.
+fn interrupted_sweep(cwd: &Path, pauses: usize) -> (Option<i32>, String) {
+    let mut child = deeptrain(cwd, &["sweep", "s.json", "--jobs", "2"])
+        .env("DEEPTRAIN_TEST_PAUSE", "iter:5")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut out = String::new();
+    let mut seen = 0;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line.starts_with("paused at iter:5") {
+            seen += 1;
+            if seen == pauses {
+                sigint(child.id());
+            }
+        }
+    }
+    let code = child.wait().unwrap().code();
+    let text = format!("{out}\n{}", stderr.join().unwrap());
+    assert_eq!(seen, pauses, "{text}");
+    (code, text)
+}
+
+/// summary.csv without the columns that legitimately differ (times, directories).
+fn summary_numbers(sweep_dir: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(sweep_dir.join("sweep/summary.csv")).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    let keep: Vec<usize> = (0..header.len())
+        .filter(|&i| !matches!(header[i].as_str(), "train_secs" | "wall_secs" | "run_dir"))
+        .collect();
+    let mut rows = vec![keep.iter().map(|&i| header[i].clone()).collect::<Vec<_>>()];
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        rows.push(keep.iter().map(|&i| rec[i].to_string()).collect());
+    }
+    rows
+}
+
+#[test]
+fn an_interrupted_parallel_sweep_ends_bit_for_bit_like_an_uninterrupted_one() {
+    let reference = scratch("sweep_reference");
+    std::fs::write(reference.join("s.json"), GRID).unwrap();
+    let (code, out, err) = run(&reference, &["sweep", "s.json", "--jobs", "2"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+
+    let cwd = scratch("sweep_interrupted");
+    std::fs::write(cwd.join("s.json"), GRID).unwrap();
+    // Two interruptions, each while both trial processes are inside a trial.
+    for _ in 0..2 {
+        let (code, text) = interrupted_sweep(&cwd, 2);
+        assert_eq!(code, Some(130), "{text}");
+        assert!(text.contains("continue with the same command"), "{text}");
+    }
+    let partial = summary_numbers(&cwd.join("runs/sweep-s"));
+    assert_eq!(partial[1][4], "partial", "{partial:?}");
+    assert_eq!(partial[3][4], "pending", "{partial:?}");
+    let (code, out, err) = run(&cwd, &["sweep", "s.json", "--jobs", "2"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    // Nothing is trained again: a finished sweep rerun starts no trial.
+    let (code, again, _) = run(&cwd, &["sweep", "s.json", "--jobs", "2"]);
+    assert_eq!(code, Some(0));
+    assert!(again.contains("6 trials, 0 to run"), "{again}");
+
+    let want = summary_numbers(&reference.join("runs/sweep-s"));
+    let got = summary_numbers(&cwd.join("runs/sweep-s"));
+    assert_eq!(got, want);
+    assert_eq!(want.len(), 7);
+    assert!(
+        want[1..]
+            .iter()
+            .all(|r| r[4] == "finished" && !r[6].is_empty()),
+        "{want:?}"
+    );
+    for name in TRIALS {
+        let a = tensor_bytes(&reference.join("runs/sweep-s").join(name));
+        let b = tensor_bytes(&cwd.join("runs/sweep-s").join(name));
+        assert!(a == b, "{name}: weights or optimizer state differ");
+    }
+}
+
+#[test]
+fn the_plan_is_stable_a_changed_file_is_refused_and_extend_adds_trials() {
+    let cwd = scratch("sweep_plan");
+    std::fs::write(cwd.join("s.json"), GRID).unwrap();
+    // --slurm plans without training.
+    let (code, script, err) = run(
+        &cwd,
+        &[
+            "sweep",
+            "s.json",
+            "--slurm",
+            "--cpus",
+            "2",
+            "--time",
+            "1:00:00",
+            "--mem",
+            "4G",
+            "--max-parallel",
+            "3",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    for line in [
+        "#SBATCH --array=0-5%3",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --time=1:00:00",
+        "#SBATCH --mem=4G",
+        "#SBATCH --signal=B:INT@120",
+    ] {
+        assert!(
+            script.lines().any(|l| l == line),
+            "no `{line}` in\n{script}"
+        );
+    }
+    let exec = script.lines().last().unwrap();
+    assert!(
+        exec.starts_with("exec ") && exec.ends_with(" sweep s.json --threads 2"),
+        "{exec}"
+    );
+    let plan_path = cwd.join("runs/sweep-s/sweep/plan.json");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    let names: Vec<&str> = plan["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, TRIALS);
+    assert!(!cwd.join("runs/sweep-s").join(TRIALS[0]).exists());
+
+    let changed = GRID.replace("[0.003, 0.001, 0.0003]", "[0.003, 0.001, 0.0003, 0.01]");
+    std::fs::write(cwd.join("s.json"), &changed).unwrap();
+    let (code, _, err) = run(&cwd, &["sweep", "s.json", "--slurm"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("s.json changed since this sweep was planned (in grid.optimizer.lr)")
+            && err.contains("--extend")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    let unchanged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    assert_eq!(unchanged, plan);
+    // A changed `set` would change the planned trials: --extend refuses it.
+    let set_changed = changed.replace("\"train.epochs\": 2", "\"train.epochs\": 3");
+    std::fs::write(cwd.join("s.json"), &set_changed).unwrap();
+    let (code, _, err) = run(&cwd, &["sweep", "s.json", "--slurm", "--extend"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("s.json set.train.epochs: changed, but --extend only adds trials"),
+        "{err}"
+    );
+
+    std::fs::write(cwd.join("s.json"), &changed).unwrap();
+    let (code, script, err) = run(&cwd, &["sweep", "s.json", "--slurm", "--extend"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(script.contains("#SBATCH --array=0-7\n"), "{script}");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    let names: Vec<&str> = plan["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[..6], TRIALS);
+    assert_eq!(
+        names[6..],
+        [
+            "t006-optimizer.lr=0.01-data.batch_size=64",
+            "t007-optimizer.lr=0.01-data.batch_size=128"
+        ]
+    );
+    // The extended file is now the plan's: no --extend needed any more.
+    let (code, _, err) = run(&cwd, &["sweep", "s.json", "--slurm"]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn two_processes_on_one_trial_one_trains_and_the_other_is_refused_naming_it() {
+    let cwd = scratch("sweep_lock");
+    std::fs::write(cwd.join("s.json"), GRID).unwrap();
+    let mut first: Child = deeptrain(&cwd, &["sweep", "s.json", "--trial", "1"])
+        .env("DEEPTRAIN_TEST_PAUSE", "iter:3")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the first process never paused")
+            .unwrap();
+        if line.starts_with("paused at iter:3") {
+            break;
+        }
+    }
+    // The second process, as a Slurm array task of the same trial.
+    let out = deeptrain(&cwd, &["sweep", "s.json"])
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("is being trained by pid {} on host", first.id())),
+        "{err}"
+    );
+    // The first goes on to the end, unharmed.
+    writeln!(first.stdin.as_mut().unwrap()).unwrap();
+    for _ in lines.by_ref() {}
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    let rows = summary_numbers(&cwd.join("runs/sweep-s"));
+    assert_eq!(rows[2][4], "finished", "{rows:?}");
+    assert_eq!(rows[2][9], "24", "{rows:?}"); // 2 epochs of 12 batches of 128
+    let (code, out, _) = run(&cwd, &["sweep", "s.json", "--trial", "1"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("trial 1 has ended"), "{out}");
+    let (code, _, err) = run(&cwd, &["sweep", "s.json", "--trial", "6"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--trial 6: the sweep s.json has 6 trials (0 to 5)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn array_tasks_in_parallel_run_every_trial_and_the_report_is_drawn() {
+    let cwd = scratch("sweep_array");
+    std::fs::write(cwd.join("s.json"), GRID).unwrap();
+    // The plan first (as `--slurm` does before `sbatch`), then one process per task.
+    assert_eq!(run(&cwd, &["sweep", "s.json", "--slurm"]).0, Some(0));
+    let children: Vec<Child> = (0..6)
+        .map(|k| {
+            deeptrain(&cwd, &["sweep", "s.json"])
+                .env("SLURM_ARRAY_TASK_ID", k.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert_eq!(c.wait().unwrap().code(), Some(0));
+    }
+    let dir = cwd.join("runs/sweep-s");
+    // Each task wrote the summary as it saw it when it ended; the report reads them all.
+    std::fs::remove_file(dir.join("sweep/summary.png")).unwrap();
+    let (code, out, err) = run(&cwd, &["sweep-report", "runs/sweep-s"]);
+    assert_eq!(code, Some(0), "{err}");
+    let rows = summary_numbers(&dir);
+    assert!(rows[1..].iter().all(|r| r[4] == "finished"), "{rows:?}");
+    // The ranked table: the best trial first.
+    let first = out.lines().nth(1).unwrap();
+    let best = rows[1..]
+        .iter()
+        .max_by(|a, b| {
+            a[6].parse::<f64>()
+                .unwrap()
+                .total_cmp(&b[6].parse().unwrap())
+        })
+        .unwrap();
+    assert!(first.ends_with(&best[1]), "{out}");
+
+    let decoder = png::Decoder::new(std::fs::File::open(dir.join("sweep/summary.png")).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (1800, 1000));
+    let px = &buf[..info.buffer_size()];
+    // Not blank: dark text, and the best trial's red curve and row.
+    let count = |f: &dyn Fn(&[u8]) -> bool| px.chunks(3).filter(|p| f(p)).count();
+    assert!(count(&|p| p[0] < 80 && p[1] < 80 && p[2] < 80) > 2000);
+    assert!(count(&|p| p == [214, 39, 40]) > 500);
+}
