@@ -115,11 +115,13 @@ pub struct SweepFile {
     /// The sweep's name [default: the file's name without `.json`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// The job every trial starts from (relative to the sweep file) [default: the
-    /// default job]; not together with `jobs`.
+    /// The job the grid and random trials start from (relative to the sweep file)
+    /// [default: the default job, unless `jobs` is given]; with `jobs` too, its trials
+    /// come first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<PathBuf>,
-    /// Whole job files (relative to the sweep file), each one a set of trials.
+    /// Whole job files (relative to the sweep file), each one a set of trials (the grid
+    /// and random samples applied to it), after `base`'s.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<PathBuf>,
     /// Dotted config key to its values: every combination is a trial.
@@ -205,13 +207,6 @@ impl Sweep {
     fn check(&self) -> Result<()> {
         let f = &self.file;
         let p = &self.path;
-        if f.base.is_some() && !f.jobs.is_empty() {
-            return Err(sweep_error(
-                p,
-                "base",
-                "give `base` or `jobs`, not both (a job file that builds on another says \"extends\")",
-            ));
-        }
         for (key, values) in &f.grid.0 {
             if values.is_empty() {
                 return Err(sweep_error(

@@ -2,9 +2,9 @@
 //! `sweep/plan.json`, the expansion written once so that every later command (a rerun, a
 //! `--trial K` of a scheduler's array, `sweep-report`) sees the same numbered trials.
 //!
-//! Order: for each job file (`jobs`, else the one base job), first the grid's cartesian
-//! product (the file's key order, the last key varying fastest), then the random
-//! samples. Random values come from one ChaCha stream of the sweep's `seed`, drawn
+//! Order: for each job (`base` if given, then each of `jobs`; with neither, the default
+//! job), first the grid's cartesian product (the file's key order, the last key varying
+//! fastest), then the random samples. Random values come from one ChaCha stream of the sweep's `seed`, drawn
 //! sample by sample and key by key, one 64-bit word per value: the same file draws the
 //! same values on every machine, and more samples draw the same first ones.
 
@@ -164,10 +164,12 @@ fn points(file: &SweepFile) -> Vec<Ordered<Value>> {
 
 /// The trials of `sweep`, numbered from 0 in the stated order (see the module comment).
 pub fn expand(sweep: &Sweep) -> Vec<Trial> {
-    let jobs: Vec<Option<PathBuf>> = match sweep.file.jobs.is_empty() {
-        true => vec![None],
-        false => sweep.file.jobs.iter().cloned().map(Some).collect(),
-    };
+    // The base job (given, or the default one when no job file is listed), then each file.
+    let mut jobs: Vec<Option<PathBuf>> = Vec::new();
+    if sweep.file.base.is_some() || sweep.file.jobs.is_empty() {
+        jobs.push(None);
+    }
+    jobs.extend(sweep.file.jobs.iter().cloned().map(Some));
     let points = points(&sweep.file);
     let mut trials = Vec::new();
     for job in &jobs {
@@ -461,6 +463,25 @@ mod tests {
             ]
         );
         assert_eq!(run.run_dir, Path::new("out/t001-c-optimizer.name=sgd"));
+    }
+
+    /// The issue's sweep file gives `base` and `jobs` together: the base job's trials
+    /// come first, then each job file's, every one with the same grid.
+    #[test]
+    fn base_and_jobs_together_run_the_base_first_then_each_file() {
+        let s = sweep(
+            r#"{"base": "m.json", "jobs": ["cnn.json", "resnet.json"], "grid": {"optimizer.lr": [0.1, 0.01]}}"#,
+        );
+        let t = expand(&s);
+        assert_eq!(t.len(), 6);
+        let files: Vec<Option<&Path>> = t.iter().map(|t| t.job.as_deref()).collect();
+        let (cnn, resnet) = (Some(Path::new("cnn.json")), Some(Path::new("resnet.json")));
+        assert_eq!(files, [None, None, cnn, cnn, resnet, resnet]);
+        assert_eq!(
+            s.trial_run(&t[0]).config.as_deref(),
+            Some(Path::new("m.json"))
+        );
+        assert_eq!(t[3].name, "t003-cnn-optimizer.lr=0.01");
     }
 
     #[test]
