@@ -231,6 +231,16 @@ pub fn parse_override(s: &str) -> std::result::Result<(String, String), String> 
 /// The dotted paths at which two configs differ (`optimizer.lr`, `train.epochs`), in
 /// order; empty when they are equal.
 pub fn config_differences(a: &JobConfig, b: &JobConfig) -> Vec<String> {
+    let (Ok(a), Ok(b)) = (serde_json::to_value(a), serde_json::to_value(b)) else {
+        return vec!["(unserializable)".into()];
+    };
+    value_differences(&a, &b)
+}
+
+/// The dotted paths at which two JSON values differ (a key on one side only counts), in
+/// order; `""` when they differ at the top without both being objects; empty when equal.
+/// Config diffs on resume and sweep-file changes both read this.
+pub fn value_differences(a: &Value, b: &Value) -> Vec<String> {
     fn walk(a: &Value, b: &Value, at: &str, out: &mut Vec<String>) {
         match (a, b) {
             (Value::Object(x), Value::Object(y)) => {
@@ -253,10 +263,7 @@ pub fn config_differences(a: &JobConfig, b: &JobConfig) -> Vec<String> {
             _ => {}
         }
     }
-    let (Ok(a), Ok(b)) = (serde_json::to_value(a), serde_json::to_value(b)) else {
-        return vec!["(unserializable)".into()];
-    };
     let mut out = Vec::new();
-    walk(&a, &b, "", &mut out);
+    walk(a, b, "", &mut out);
     out
 }

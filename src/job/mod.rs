@@ -37,7 +37,9 @@ use crate::registry::{AdamArgs, Component, EarlyStoppingArgs, MlpArgs, Registry}
 use crate::trainer::TrainConfig;
 
 pub use changes::ResumeChanges;
-pub use compose::{config_differences, merge, parse_override, EXTENDS_KEY, RUNS_DIR};
+pub use compose::{
+    config_differences, merge, parse_override, value_differences, EXTENDS_KEY, RUNS_DIR,
+};
 pub use data::DIGITS_CSV_GZ;
 pub use device::{DeviceSpec, DEVICE_VALUES};
 pub use evaluate::{ClassRow, EvalData, Evaluation};

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::{sweep_error, Distribution, Ordered, Sweep, SweepFile, SWEEP_META_DIR};
 use crate::error::{Error, IoContext, Result};
+use crate::job::value_differences;
 use crate::rng::RngStream;
 
 /// The plan's file name inside `SWEEP_DIR/sweep/`.
@@ -186,34 +187,6 @@ pub fn expand(sweep: &Sweep) -> Vec<Trial> {
     trials
 }
 
-/// Dotted paths at which two JSON values differ.
-fn differences(a: &Value, b: &Value, at: &str, out: &mut Vec<String>) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            for k in keys {
-                let path = if at.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{at}.{k}")
-                };
-                match (x.get(k), y.get(k)) {
-                    (Some(p), Some(q)) => differences(p, q, &path, out),
-                    _ => out.push(path),
-                }
-            }
-        }
-        _ if a != b => out.push(if at.is_empty() {
-            "(all)".into()
-        } else {
-            at.into()
-        }),
-        _ => {}
-    }
-}
-
 /// Writes `plan` to `path` atomically (temp file, then rename); with `replace` false, an
 /// existing file is kept and `false` returned.
 fn write_plan(path: &Path, plan: &Plan, replace: bool) -> Result<bool> {
@@ -268,13 +241,10 @@ impl Plan {
             return Ok(old);
         }
         let to_json = |f: &SweepFile| serde_json::to_value(f).unwrap_or(Value::Null);
-        let mut changed = Vec::new();
-        differences(
-            &to_json(&old.sweep),
-            &to_json(&sweep.file),
-            "",
-            &mut changed,
-        );
+        let changed: Vec<String> = value_differences(&to_json(&old.sweep), &to_json(&sweep.file))
+            .into_iter()
+            .map(|p| if p.is_empty() { "(all)".into() } else { p })
+            .collect();
         let field = path.display().to_string();
         if !extend {
             return Err(Error::Config {
