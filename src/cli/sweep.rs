@@ -22,6 +22,7 @@ use clap::Args;
 use super::{CliError, CliResult, EXIT_FAILURE, EXIT_INTERRUPTED};
 use crate::console::{errln, outln};
 use crate::registry::Registry;
+use crate::sweep::prune::{self, Schedule};
 use crate::sweep::summary::Summary;
 use crate::sweep::{figure, Plan, Sweep};
 
@@ -86,6 +87,13 @@ const SLURM_TASK_VAR: &str = "SLURM_ARRAY_TASK_ID";
 pub(super) fn sweep(args: &SweepArgs, registry: &Registry) -> CliResult {
     let sweep = Sweep::load(&args.file)?;
     let plan = Plan::prepare(&sweep, args.extend)?;
+    if args.slurm && plan.sweep.prune.is_some() {
+        // Promotion waits for a whole rung: one `deeptrain sweep` process decides it.
+        return Err(CliError::Usage(format!(
+            "--slurm: {} prunes, which one `deeptrain sweep` process schedules (run it inside one Slurm job)",
+            args.file.display()
+        )));
+    }
     if args.slurm {
         outln!("{}", slurm_script(args, &sweep, &plan)?);
         return Ok(0);
@@ -135,15 +143,34 @@ fn run_trial(
     };
     let run = sweep.trial_run(trial);
     let dir = run.run_dir.display().to_string();
-    if crate::sweep::summary::is_done(&run.run_dir) {
+    // A pruned sweep trains each trial to its current rung (see sweep/prune.rs).
+    let rung = match Schedule::open(&sweep.dir(), plan)? {
+        None => None,
+        Some(s) => match s.target(k) {
+            None => {
+                outln!("trial {k} was pruned: {dir}");
+                return Ok(0);
+            }
+            Some(epochs) => Some(epochs),
+        },
+    };
+    let ended = match rung {
+        None => crate::sweep::summary::is_done(&run.run_dir),
+        Some(epochs) => prune::reached(&run.run_dir, epochs),
+    };
+    if ended {
         outln!("trial {k} has ended: {dir}");
         return Ok(0);
     }
     outln!("trial {k}/{}: {}", plan.trials.len(), trial.name);
     let mut argv: Vec<String> = vec!["deeptrain".into()];
     if crate::checkpoint::list(&run.run_dir).is_ok_and(|l| !l.is_empty()) {
-        // Resumed with its own settings (threads included: bitwise results need them).
+        // Resumed with its own settings (threads included: bitwise results need them);
+        // promoted to a rung: as if its epochs had been configured from the start.
         argv.extend(["resume".into(), dir]);
+        if let Some(epochs) = rung {
+            argv.extend(["--epochs".into(), epochs.to_string()]);
+        }
     } else {
         argv.push("train".into());
         if let Some(c) = &run.config {
@@ -151,6 +178,9 @@ fn run_trial(
         }
         for (key, value) in &run.overrides {
             argv.extend(["--set".into(), format!("{key}={value}")]);
+        }
+        if let Some(epochs) = rung {
+            argv.extend(["--epochs".into(), epochs.to_string()]);
         }
         argv.extend(["--run-dir".into(), dir]);
         if let Some(t) = args.threads {
@@ -193,73 +223,104 @@ fn run_all(args: &SweepArgs, sweep: &Sweep, plan: &Plan) -> CliResult {
     let exe = std::env::current_exe()
         .map_err(|e| crate::error::Error::io("the deeptrain executable", e))?;
     let dir = sweep.dir();
-    let mut queue: Vec<usize> = Vec::new();
-    for t in &plan.trials {
-        if crate::sweep::summary::is_done(&sweep.trial_dir(t)) {
-            outln!(
-                "trial {} has ended: {}",
-                t.index,
-                sweep.trial_dir(t).display()
-            );
-        } else {
-            sweep
-                .trial_job(t)
-                .map_err(|e| CliError::Usage(format!("trial {}: {e}", t.name)))?;
-            queue.push(t.index);
+    let mut schedule = Schedule::open(&dir, plan)?;
+    let (mut interrupted, mut failed) = (false, Vec::new());
+    // One stage per rung of a pruned sweep (the trials of the current rung, then the
+    // decision); a single stage otherwise.
+    loop {
+        let mut queue: Vec<usize> = Vec::new();
+        for t in &plan.trials {
+            let target = schedule.as_ref().map(|s| s.target(t.index));
+            if target == Some(None) {
+                outln!("trial {} was pruned", t.index);
+                continue;
+            }
+            let ended = match target.flatten() {
+                Some(epochs) => prune::reached(&sweep.trial_dir(t), epochs),
+                None => crate::sweep::summary::is_done(&sweep.trial_dir(t)),
+            };
+            if ended {
+                outln!(
+                    "trial {} has ended: {}",
+                    t.index,
+                    sweep.trial_dir(t).display()
+                );
+            } else {
+                let job = sweep
+                    .trial_job(t)
+                    .map_err(|e| CliError::Usage(format!("trial {}: {e}", t.name)))?;
+                if schedule.is_some() {
+                    prune::check_job(&job, &t.name)?;
+                }
+                queue.push(t.index);
+            }
         }
-    }
-    outln!(
+        outln!(
         "sweep {}: {} trials, {} to run, {jobs} at a time, {threads} thread(s) each; directory {}",
         sweep.name(),
         plan.trials.len(),
         queue.len(),
         dir.display()
     );
-    queue.reverse();
-    let mut children: Vec<(usize, Child)> = Vec::new();
-    let (mut interrupted, mut failed) = (false, Vec::new());
-    loop {
-        while children.len() < jobs && !interrupted && !handle.is_set() {
-            let Some(k) = queue.pop() else { break };
-            let mut cmd = Command::new(&exe);
-            cmd.arg("sweep")
-                .arg(&args.file)
-                .args(["--trial", &k.to_string(), "--threads", &threads.to_string()])
-                .env_remove(SLURM_TASK_VAR);
-            #[cfg(unix)]
-            {
-                use std::os::unix::process::CommandExt;
-                cmd.process_group(0);
-            }
-            let child = cmd.spawn().map_err(|e| crate::error::Error::io(&exe, e))?;
-            running.lock().map(|mut l| l.push(child.id())).ok();
-            children.push((k, child));
-        }
-        if children.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let mut i = 0;
-        while i < children.len() {
-            let (k, child) = &mut children[i];
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    let k = *k;
-                    let pid = child.id();
-                    running.lock().map(|mut l| l.retain(|&p| p != pid)).ok();
-                    match status.code() {
-                        Some(0) => {}
-                        Some(EXIT_INTERRUPTED) => interrupted = true,
-                        _ => failed.push(k),
-                    }
-                    children.remove(i);
+        queue.reverse();
+        let mut children: Vec<(usize, Child)> = Vec::new();
+        loop {
+            while children.len() < jobs && !interrupted && !handle.is_set() {
+                let Some(k) = queue.pop() else { break };
+                let mut cmd = Command::new(&exe);
+                cmd.arg("sweep")
+                    .arg(&args.file)
+                    .args(["--trial", &k.to_string(), "--threads", &threads.to_string()])
+                    .env_remove(SLURM_TASK_VAR);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::process::CommandExt;
+                    cmd.process_group(0);
                 }
-                Ok(None) => i += 1,
-                Err(e) => return Err(crate::error::Error::io(&exe, e).into()),
+                let child = cmd.spawn().map_err(|e| crate::error::Error::io(&exe, e))?;
+                running.lock().map(|mut l| l.push(child.id())).ok();
+                children.push((k, child));
             }
+            if children.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let mut i = 0;
+            while i < children.len() {
+                let (k, child) = &mut children[i];
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        let k = *k;
+                        let pid = child.id();
+                        running.lock().map(|mut l| l.retain(|&p| p != pid)).ok();
+                        match status.code() {
+                            Some(0) => {}
+                            Some(EXIT_INTERRUPTED) => interrupted = true,
+                            _ => failed.push(k),
+                        }
+                        children.remove(i);
+                    }
+                    Ok(None) => i += 1,
+                    Err(e) => return Err(crate::error::Error::io(&exe, e).into()),
+                }
+            }
+        }
+        interrupted |= handle.is_set();
+        match schedule.as_mut() {
+            Some(s) if !interrupted && failed.is_empty() && s.can_decide() => {
+                let d = s.decide(&dir, plan)?;
+                outln!(
+                    "rung {} epoch(s): {} of {} trials promoted by {} ({})",
+                    d.epochs,
+                    d.promoted.len(),
+                    d.ranked.len(),
+                    d.metric,
+                    prune::Schedule::path(&dir).display()
+                );
+            }
+            _ => break,
         }
     }
-    interrupted |= handle.is_set();
     let summary = write_summary(&dir, &sweep.name(), plan, true)?;
     if !failed.is_empty() {
         let names: Vec<String> = failed

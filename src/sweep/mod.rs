@@ -6,11 +6,13 @@
 //! This module is the library part: the sweep file's types (`mod.rs`), the expansion into
 //! trials and `sweep/plan.json` (`plan.rs`), the results read back from the trials' run
 //! directories and `sweep/summary.csv` (`summary.rs`), and `sweep/summary.png`
-//! (`figure.rs`, drawn by `report::comparison`). Running trials, processes and signals
+//! (`figure.rs`, drawn by `report::comparison`); successive-halving pruning and
+//! `sweep/prune.json` (`prune.rs`). Running trials, processes and signals
 //! belong to the command line (`cli/sweep.rs`).
 
 pub mod figure;
 pub mod plan;
+pub mod prune;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
@@ -143,6 +145,10 @@ pub struct SweepFile {
     /// The sweep directory [default: `runs/sweep-NAME`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
+    /// Successive-halving pruning over epoch rungs [default: none, every trial trains
+    /// to its end].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<prune::PruneSpec>,
 }
 
 fn is_empty_ordered<T>(o: &Ordered<T>) -> bool {
@@ -265,6 +271,9 @@ impl Sweep {
             if key.trim().is_empty() || key.contains('=') {
                 return Err(sweep_error(p, key, "is not a dotted config key"));
             }
+        }
+        if let Some(p) = &f.prune {
+            p.check(&self.path)?;
         }
         if let Some(name) = &f.name {
             if name.is_empty() || name.contains(['/', '\\']) {

@@ -26,7 +26,8 @@ pub struct TrialResult {
     /// Its run directory.
     pub run_dir: PathBuf,
     /// `pending` (no checkpoint yet), `partial` (stopped before its end: resumable),
-    /// `finished`, or `stopped` (ended early by a callback, e.g. early stopping).
+    /// `finished`, `stopped` (ended early by a callback, e.g. early stopping), or
+    /// `pruned` (not promoted past a rung of a pruned sweep).
     pub status: String,
     /// The metric it is compared by (the sweep's, else the run's key metric).
     pub metric: String,
@@ -63,7 +64,7 @@ pub struct Summary {
 }
 
 /// The newest checkpoint state of `run_dir` that reads, without loading weights.
-fn newest_state(run_dir: &Path) -> Option<TrainState> {
+pub(crate) fn newest_state(run_dir: &Path) -> Option<TrainState> {
     let all = checkpoint::list(run_dir).ok()?;
     all.iter().rev().find_map(|dir| {
         let path = dir.join(checkpoint::STATE_FILE);
@@ -193,12 +194,16 @@ impl Summary {
                     .find(|m| !m.is_empty())
             })
             .unwrap_or_else(|| "key metric".into());
-        Summary {
+        let mut summary = Summary {
             metric,
             varied: plan.varied_keys(),
             has_jobs: !plan.sweep.jobs.is_empty(),
             results,
+        };
+        if let Ok(Some(schedule)) = super::prune::Schedule::open(sweep_dir, plan) {
+            schedule.mark(&mut summary);
         }
+        summary
     }
 
     /// Trial positions (into `results`) from best to worst by their best value; trials
@@ -314,11 +319,11 @@ impl Summary {
         Ok(path)
     }
 
-    /// How many trials have ended (finished or stopped).
+    /// How many trials have ended (finished, stopped or pruned).
     pub fn done(&self) -> usize {
         self.results
             .iter()
-            .filter(|r| r.status == "finished" || r.status == "stopped")
+            .filter(|r| matches!(r.status.as_str(), "finished" | "stopped" | "pruned"))
             .count()
     }
 }

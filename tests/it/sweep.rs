@@ -1,7 +1,8 @@
 //! `deeptrain sweep`: the plan's order and its refusal of a changed file, a parallel
 //! sweep interrupted twice by real SIGINTs ending bit-for-bit like an uninterrupted one,
 //! one trial per process (`--trial`, `SLURM_ARRAY_TASK_ID`) under the run lock, the
-//! Slurm script and the summary files.
+//! Slurm script and the summary files; successive-halving pruning (promoted trials end
+//! bitwise like unpruned ones).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -340,4 +341,120 @@ fn array_tasks_in_parallel_run_every_trial_and_the_report_is_drawn() {
     let count = |f: &dyn Fn(&[u8]) -> bool| px.chunks(3).filter(|p| f(p)).count();
     assert!(count(&|p| p[0] < 80 && p[1] < 80 && p[2] < 80) > 2000);
     assert!(count(&|p| p == [214, 39, 40]) > 500);
+}
+
+/// A 4-trial digits grid trained for 3 epochs, validated at each epoch's end.
+const PLAIN: &str = r#"{
+  "grid": { "optimizer.lr": [0.01, 0.003, 0.001, 0.0003] },
+  "set": { "train.epochs": 3, "model.hidden": [32], "logging.progress": false,
+           "data.batch_size": 128 },
+  "metric": "val_accuracy"
+}"#;
+
+/// The state of a run directory's newest checkpoint.
+fn newest(dir: &Path) -> deeptrain::TrainState {
+    deeptrain::checkpoint::load_latest(dir).unwrap().meta.state
+}
+
+#[test]
+fn successive_halving_promotes_the_best_and_they_end_bitwise_like_unpruned_trials() {
+    let reference = scratch("sweep_prune_reference");
+    std::fs::write(reference.join("s.json"), PLAIN).unwrap();
+    let (code, out, err) = run(&reference, &["sweep", "s.json"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+
+    // The same trials pruned: rung 1 for all, the best half on to 3 (the last rung
+    // replaces the file's train.epochs).
+    let cwd = scratch("sweep_prune");
+    let pruned = PLAIN.replace("\"train.epochs\": 3", "\"train.epochs\": 9").replace(
+        "\"metric\"",
+        "\"prune\": {\"name\": \"successive_halving\", \"rungs\": [1, 3], \"keep\": 0.5},\n  \"metric\"",
+    );
+    std::fs::write(cwd.join("s.json"), &pruned).unwrap();
+    let (code, out, err) = run(&cwd, &["sweep", "s.json", "--jobs", "2"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("rung 1 epoch(s): 2 of 4 trials promoted by val_accuracy"),
+        "{out}"
+    );
+
+    let (rdir, pdir) = (reference.join("runs/sweep-s"), cwd.join("runs/sweep-s"));
+    let names: Vec<String> = summary_numbers(&rdir)[1..]
+        .iter()
+        .map(|r| r[1].clone())
+        .collect();
+    assert_eq!(names.len(), 4);
+    // The ranking is the metric's at epoch 1, best first, as the unpruned trials had it.
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pdir.join("sweep/prune.json")).unwrap())
+            .unwrap();
+    let decisions = log["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 1);
+    let ranked = decisions[0]["ranked"].as_array().unwrap();
+    assert_eq!(ranked.len(), 4);
+    let at_rung: Vec<f64> = ranked
+        .iter()
+        .map(|r| r["value"].as_f64().unwrap())
+        .collect();
+    assert!(at_rung.windows(2).all(|w| w[0] >= w[1]), "{at_rung:?}");
+    for r in ranked {
+        let k = r["trial"].as_u64().unwrap() as usize;
+        let s = newest(&rdir.join(&names[k]));
+        assert_eq!(s.val_history.metrics["val_accuracy"].len(), 3);
+        assert_eq!(
+            r["value"].as_f64().unwrap(),
+            s.val_history.metrics["val_accuracy"][0],
+            "{r}"
+        );
+    }
+    let promoted: Vec<usize> = decisions[0]["promoted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let mut best: Vec<usize> = ranked[..2]
+        .iter()
+        .map(|r| r["trial"].as_u64().unwrap() as usize)
+        .collect();
+    best.sort_unstable();
+    assert_eq!(promoted, best);
+
+    let rows = summary_numbers(&pdir);
+    let want = summary_numbers(&rdir);
+    for (k, name) in names.iter().enumerate() {
+        let state = newest(&pdir.join(name));
+        if promoted.contains(&k) {
+            // Paused at epoch 1, resumed to 3: the unpruned trial's bits and results.
+            assert_eq!(state.epoch, 3);
+            let a = tensor_bytes(&rdir.join(name));
+            let b = tensor_bytes(&pdir.join(name));
+            assert!(a == b, "{name}: weights or optimizer state differ");
+            assert_eq!(rows[k + 1], want[k + 1], "{name}");
+            assert_eq!(rows[k + 1][3], "finished");
+        } else {
+            // Stopped at the first rung.
+            assert_eq!(state.epoch, 1, "{name}");
+            assert_eq!(state.global_step, 12, "{name}"); // 1 epoch of 12 batches of 128
+            assert_eq!(rows[k + 1][3], "pruned", "{rows:?}");
+        }
+    }
+
+    // A rerun starts nothing, decides nothing again; a pruned trial alone does nothing.
+    let (code, again, err) = run(&cwd, &["sweep", "s.json", "--jobs", "2"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(again.contains("4 trials, 0 to run"), "{again}");
+    assert!(!again.contains("promoted"), "{again}");
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pdir.join("sweep/prune.json")).unwrap())
+            .unwrap();
+    assert_eq!(after, log);
+    let k = (0..4).find(|k| !promoted.contains(k)).unwrap();
+    let (code, out, _) = run(&cwd, &["sweep", "s.json", "--trial", &k.to_string()]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(&format!("trial {k} was pruned")), "{out}");
+    // Promotion needs one process to see a whole rung: no job array.
+    let (code, _, err) = run(&cwd, &["sweep", "s.json", "--slurm"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--slurm: s.json prunes"), "{err}");
 }
