@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 mod histogram;
+pub mod hparams;
 mod proto;
 mod record;
 mod writer;

@@ -26,14 +26,14 @@
 
 use super::histogram::Histogram;
 
-const WIRE_VARINT: u8 = 0;
-const WIRE_FIXED64: u8 = 1;
+pub(super) const WIRE_VARINT: u8 = 0;
+pub(super) const WIRE_FIXED64: u8 = 1;
 const WIRE_LEN: u8 = 2;
 const WIRE_FIXED32: u8 = 5;
 const DT_STRING: u64 = 7;
 const FILE_VERSION: &str = "brain.Event:2";
 
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
         v >>= 7;
@@ -41,12 +41,12 @@ fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     buf.push(v as u8);
 }
 
-fn put_key(buf: &mut Vec<u8>, field: u32, wire: u8) {
+pub(super) fn put_key(buf: &mut Vec<u8>, field: u32, wire: u8) {
     put_varint(buf, (u64::from(field) << 3) | u64::from(wire));
 }
 
 /// Omits zero (canonical proto3); `-0.0` is kept, as protobuf does.
-fn put_f64(buf: &mut Vec<u8>, field: u32, v: f64) {
+pub(super) fn put_f64(buf: &mut Vec<u8>, field: u32, v: f64) {
     if v.to_bits() != 0 {
         put_key(buf, field, WIRE_FIXED64);
         buf.extend_from_slice(&v.to_le_bytes());
@@ -60,7 +60,7 @@ fn put_i64(buf: &mut Vec<u8>, field: u32, v: i64) {
     }
 }
 
-fn put_bytes(buf: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+pub(super) fn put_bytes(buf: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     put_key(buf, field, WIRE_LEN);
     put_varint(buf, bytes.len() as u64);
     buf.extend_from_slice(bytes);

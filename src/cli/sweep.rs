@@ -351,6 +351,7 @@ fn write_summary(dir: &Path, name: &str, plan: &Plan, show: bool) -> Result<Summ
     let summary = Summary::collect(dir, plan);
     let csv = summary.write_csv(dir)?;
     let png = figure::write_png(dir, name, &summary)?;
+    crate::sweep::hparams::write(dir, &summary)?;
     if show {
         outln!(
             "rank  {:<10} {:<10} {:>5}  {:<9} trial",

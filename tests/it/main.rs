@@ -27,6 +27,7 @@ mod sample_weights;
 mod sources;
 mod support;
 mod sweep;
+mod sweep_hparams;
 mod tensorboard;
 mod training_options;
 mod transforms;
