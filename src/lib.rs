@@ -14,6 +14,7 @@ pub mod job;
 pub mod losses;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod optim;
 mod range;
 pub mod registry;

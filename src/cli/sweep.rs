@@ -21,6 +21,7 @@ use clap::Args;
 
 use super::{CliError, CliResult, EXIT_FAILURE, EXIT_INTERRUPTED};
 use crate::console::{errln, outln};
+use crate::job::NotifyStatus;
 use crate::registry::Registry;
 use crate::sweep::prune::{self, Schedule};
 use crate::sweep::summary::Summary;
@@ -117,7 +118,28 @@ pub(super) fn sweep(args: &SweepArgs, registry: &Registry) -> CliResult {
             }
             Ok(code)
         }
-        None => run_all(args, &sweep, &plan),
+        None => {
+            let result = run_all(args, &sweep, &plan);
+            notify(&sweep, &plan, &result);
+            result
+        }
+    }
+}
+
+/// The sweep file's `notify` section, once the whole sweep is over; a notifier that
+/// fails is a warning.
+fn notify(sweep: &Sweep, plan: &Plan, result: &CliResult) {
+    let Some(config) = &sweep.file.notify else {
+        return;
+    };
+    let status = match result {
+        Ok(0) => NotifyStatus::Finished,
+        Ok(EXIT_INTERRUPTED) => NotifyStatus::Stopped,
+        _ => NotifyStatus::Failed,
+    };
+    let event = crate::notify::Event::for_sweep(sweep, plan, status);
+    for failure in crate::notify::send(config, &event) {
+        errln!("warning: {failure}");
     }
 }
 

@@ -32,7 +32,9 @@ use crate::console::{errln, outln};
 use crate::data_loaders::FormatError;
 use crate::error::{Error, IoContext};
 use crate::interrupt::InterruptHandle;
-use crate::job::{config_differences, parse_override, DeviceSpec, JobConfig, ResumeChanges};
+use crate::job::{
+    config_differences, parse_override, DeviceSpec, JobConfig, NotifyStatus, ResumeChanges,
+};
 use crate::trainer::{Outcome, RunLock, Trainer};
 
 /// Train a job: a JSON job config, or the default job (an MLP on the embedded digits set).
@@ -288,8 +290,30 @@ pub(super) fn signals() -> crate::error::Result<InterruptHandle> {
     Ok(HANDLE.get_or_init(|| h).clone())
 }
 
-/// Runs the trainer to its end and says how it ended; 130 when interrupted.
+/// Runs the trainer to its end and says how it ended; 130 when interrupted. Then the
+/// job's `notify` section, if any: a notifier that fails is a warning, nothing more.
 fn fit_and_report(trainer: &mut Trainer) -> CliResult {
+    let result = fit_and_report_quietly(trainer);
+    let job = trainer
+        .job_config_json()
+        .and_then(|json| JobConfig::from_json_str(json, Path::new("the run's job config")).ok());
+    if let Some(config) = job.and_then(|j| j.notify) {
+        let (status, error) = match &result {
+            Ok(0) => (NotifyStatus::Finished, None),
+            Ok(_) => (NotifyStatus::Stopped, None),
+            Err(CliError::Usage(e)) => (NotifyStatus::Failed, Some(e.clone())),
+            Err(CliError::Failed(e)) => (NotifyStatus::Failed, Some(e.to_string())),
+        };
+        let event = crate::notify::Event::for_run(trainer, status, error);
+        for failure in crate::notify::send(&config, &event) {
+            errln!("warning: {failure}");
+        }
+    }
+    result
+}
+
+/// What [`fit_and_report`] does before notifying.
+fn fit_and_report_quietly(trainer: &mut Trainer) -> CliResult {
     let handle = signals()?;
     trainer.set_interrupt_handle(handle.clone());
     pause_for_test("before_fit", &handle);

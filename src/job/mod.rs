@@ -19,6 +19,7 @@ mod device;
 mod evaluate;
 mod export;
 mod init;
+mod notify;
 mod predict;
 mod resume;
 mod source;
@@ -45,6 +46,7 @@ pub use device::{DeviceSpec, DEVICE_VALUES};
 pub use evaluate::{ClassRow, EvalData, Evaluation};
 pub use export::{export, ModelCard, TensorInfo, EXPORT_MODEL_FILE, MODEL_CARD_FILE};
 pub use init::{frozen_variables, load_tensors, load_weights, read_weights, InitReport};
+pub use notify::{NotifyConfig, NotifyStatus, SmtpConfig, SmtpTls};
 pub use predict::{
     check_output_path, CheckpointChoice, PredictionSummary, Predictor, OUTPUT_EXTENSIONS,
 };
@@ -117,6 +119,10 @@ pub struct JobConfig {
     /// Frozen variables are saved in checkpoints all the same.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub freeze: Vec<String>,
+    /// A command to run or an e-mail to send when `train`/`resume` of this run ends,
+    /// stops or fails (see [`NotifyConfig`]; sent by `crate::notify`). Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyConfig>,
 }
 
 /// Built-in callbacks a job gets; logs go into the run directory.
@@ -341,6 +347,7 @@ impl Default for JobConfig {
             init_from: None,
             init_map: BTreeMap::new(),
             freeze: Vec::new(),
+            notify: None,
         }
     }
 }

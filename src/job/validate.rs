@@ -34,6 +34,9 @@ impl JobConfig {
         if self.init_from.is_none() && !self.init_map.is_empty() {
             return Err(Error::config("init_map", "needs init_from"));
         }
+        if let Some(n) = &self.notify {
+            n.validate("notify")?;
+        }
         self.device.check()
     }
 

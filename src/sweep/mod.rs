@@ -151,6 +151,10 @@ pub struct SweepFile {
     /// to its end].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<prune::PruneSpec>,
+    /// A command or e-mail once the whole sweep ends, stops or fails (as a job's
+    /// `notify`; sent by `crate::notify`). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<crate::job::NotifyConfig>,
 }
 
 fn is_empty_ordered<T>(o: &Ordered<T>) -> bool {
@@ -215,6 +219,9 @@ impl Sweep {
     fn check(&self) -> Result<()> {
         let f = &self.file;
         let p = &self.path;
+        if let Some(n) = &f.notify {
+            n.validate(&format!("{} notify", p.display()))?;
+        }
         for (key, values) in &f.grid.0 {
             if values.is_empty() {
                 return Err(sweep_error(

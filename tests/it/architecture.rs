@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["registry"],
     &["job"],
     &["sweep"],
+    &["notify"],
     &["cli"],
 ];
 

@@ -17,6 +17,7 @@ mod fuzz_corpus;
 mod init_summary;
 mod metrics_by_name;
 mod mnist_job;
+mod notify;
 mod optimizers;
 mod readme;
 mod registry;
