@@ -7,6 +7,7 @@ use super::JobConfig;
 use crate::callbacks::{CsvLogger, HealthCheck, Progress, ScheduleCallback, TensorBoard};
 use crate::error::{Error, Result};
 use crate::losses::Loss;
+use crate::metrics::BuiltMetric;
 use crate::model::Model;
 use crate::model::Task;
 use crate::registry::{self, CallbackCtx, LossCtx, MetricCtx, ModelCtx, Registry, ScheduleCtx};
@@ -89,6 +90,25 @@ impl JobConfig {
         }
     }
 
+    /// The run's `train.metrics` built by name from `registry`, for `num_classes` classes
+    /// (as the transforms leave them); training and `evaluate` both build them here.
+    pub(crate) fn new_metrics(
+        &self,
+        registry: &Registry,
+        num_classes: Option<usize>,
+    ) -> Result<Vec<BuiltMetric>> {
+        let ctx = MetricCtx {
+            num_classes,
+            class_names: self.data.class_names.as_deref(),
+            run_dir: &self.train.run_dir,
+        };
+        self.train
+            .metrics
+            .iter()
+            .map(|m| registry.build_metric(m, &ctx))
+            .collect()
+    }
+
     /// The job's loss for data like `info` (as loaded; the loss takes the labels
     /// `data.transforms` make): the `loss` section, else the task's default (cross-entropy
     /// for class ids, mean squared error for values).
@@ -156,17 +176,7 @@ impl JobConfig {
             (registry.optimizers.get(&self.optimizer.name)?.factory())(&self.optimizer.args, vars)?;
         let loss = self.new_loss(registry, &info)?;
         let (transforms, batches) = self.new_transforms(registry, &info)?;
-        let metric_ctx = MetricCtx {
-            num_classes: batches.num_classes,
-            class_names: self.data.class_names.as_deref(),
-            run_dir: &self.train.run_dir,
-        };
-        let metrics = self
-            .train
-            .metrics
-            .iter()
-            .map(|m| registry.build_metric(m, &metric_ctx))
-            .collect::<Result<Vec<_>>>()?;
+        let metrics = self.new_metrics(registry, batches.num_classes)?;
         let mut builder = Trainer::builder_boxed(model, optimizer)
             .boxed_data(train, val)
             .config(self.train.clone())

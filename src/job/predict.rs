@@ -19,7 +19,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::metrics::{argmax, MetricSet, StreamingMetric};
 use crate::model::{ForwardCtx, Model, Task};
 use crate::optim::named_vars;
-use crate::registry::{self, MetricCtx, Registry};
+use crate::registry::{self, Registry};
 use crate::rng::{RngStream, StreamId};
 use crate::transforms::{ApplyCtx, Transforms};
 
@@ -397,17 +397,7 @@ fn eval_metrics(
     task: Task,
     num_classes: Option<usize>,
 ) -> Result<(MetricSet, Vec<Box<dyn StreamingMetric>>)> {
-    let ctx = MetricCtx {
-        num_classes,
-        class_names: job.data.class_names.as_deref(),
-        run_dir: &job.train.run_dir,
-    };
-    let built = job
-        .train
-        .metrics
-        .iter()
-        .map(|m| registry.build_metric(m, &ctx))
-        .collect::<Result<Vec<_>>>()?;
+    let built = job.new_metrics(registry, num_classes)?;
     crate::trainer::split_built_metrics(task, !job.train.metrics.is_empty(), built)
 }
 
