@@ -11,6 +11,7 @@ use candle_nn::{Conv2d, Conv2dConfig, Linear, VarMap};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::dense::{linear, Activation};
 use crate::model::{
     build_seeded, dropout, layers_of_varmap, BatchNorm, ForwardCtx, LayerSummary, Model,
 };
@@ -362,9 +363,10 @@ impl Model for Cnn {
         let mut h = dropout(&h.flatten_from(1)?, p, ctx)?;
         let last = self.dense.len() - 1;
         for (j, layer) in self.dense.iter().enumerate() {
-            h = layer.forward(&h)?;
             if j < last {
-                h = dropout(&h.relu()?, p, ctx)?;
+                h = dropout(&linear(layer, &h, Activation::Relu)?, p, ctx)?;
+            } else {
+                h = linear(layer, &h, Activation::Identity)?;
             }
         }
         Ok(h)

@@ -5,6 +5,7 @@
 
 pub mod batch_norm;
 pub mod cnn;
+pub mod dense;
 mod init;
 pub mod recurrent;
 pub mod resnet;
@@ -221,12 +222,16 @@ impl Model for Mlp {
         let mut h = x.flatten_from(1)?.to_dtype(DType::F32)?;
         let last = self.layers.len() - 1;
         for (i, (w, b)) in self.layers.iter().enumerate() {
-            h = h
-                .matmul(&w.as_tensor().t()?)?
-                .broadcast_add(b.as_tensor())?;
             if i < last {
-                h = h.relu()?;
+                h = dense::dense(&h, w.as_tensor(), b.as_tensor(), dense::Activation::Relu)?;
                 h = dropout(&h, self.config.dropout, ctx)?;
+            } else {
+                h = dense::dense(
+                    &h,
+                    w.as_tensor(),
+                    b.as_tensor(),
+                    dense::Activation::Identity,
+                )?;
             }
         }
         Ok(h)

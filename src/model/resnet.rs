@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::cnn::{as_images, image_shape};
+use crate::model::dense::{linear, Activation};
 use crate::model::{build_seeded, layers_of_varmap, BatchNorm, ForwardCtx, LayerSummary, Model};
 use crate::rng::RngStream;
 
@@ -286,7 +287,7 @@ impl Model for ResNet {
             h = block.forward(&h, ctx.train)?;
         }
         let pooled = h.flatten_from(2)?.mean(2)?;
-        Ok(self.fc.forward(&pooled)?)
+        linear(&self.fc, &pooled, Activation::Identity)
     }
 }
 
