@@ -2,6 +2,8 @@
 //! ends, stops or fails. Only the settings and their checks live here, so that job and
 //! sweep files can hold them; sending is `crate::notify`, above both.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -58,22 +60,31 @@ impl Default for NotifyConfig {
     }
 }
 
-/// How the e-mail leaves: the server, the sender, the recipients.
+/// How the e-mail leaves: the server, the sender, the recipients, the encryption.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
-    /// Host name or address of the SMTP server.
+    /// Host name or address of the SMTP server; with TLS, the name its certificate must
+    /// carry.
     pub server: String,
-    /// Its port (default 25).
-    #[serde(default = "default_port")]
-    pub port: u16,
+    /// Its port (default by `tls`: 25 for `none`, 587 for `starttls`, 465 for `tls`; see
+    /// [`SmtpConfig::port`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// The sender, `name@host` or `Name <name@host>`.
     pub from: String,
     /// The recipients (at least one).
     pub to: Vec<String>,
-    /// `none` (plain SMTP; the default and, in this build, the only one).
+    /// `none` (plain SMTP, the default), `starttls` (plain, then upgraded: required, never
+    /// falls back to plain) or `tls` (TLS from the start).
     #[serde(default)]
     pub tls: SmtpTls,
+    /// A PEM file of CA certificates to trust besides the built-in (Mozilla) roots, for a
+    /// server with a private CA or a self-signed certificate; relative to the working
+    /// directory. Read when the mail is sent. Only with `tls` `starttls` or `tls`.
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// Log in as this user (with `password_env`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -83,20 +94,30 @@ pub struct SmtpConfig {
     pub password_env: Option<String>,
 }
 
-fn default_port() -> u16 {
-    25
+impl SmtpConfig {
+    /// The port to connect to: `port`, else the usual one for `tls` (25 plain, 587
+    /// STARTTLS submission, 465 implicit-TLS submission).
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            SmtpTls::None => 25,
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+        })
+    }
 }
 
-/// Encryption of the SMTP connection.
+/// Encryption of the SMTP connection (`tls`), checked against the built-in (Mozilla)
+/// roots and `ca_file`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SmtpTls {
-    /// Plain text: for a relay on the same host or network.
+    /// Plain text: for a relay on the same host or network. The default.
     #[default]
     None,
-    /// Plain, then upgraded with STARTTLS (not in this build).
+    /// Plain, then upgraded with STARTTLS before anything else is sent; a server that
+    /// does not offer it is a failure (never a plain fallback). Default port 587.
     Starttls,
-    /// TLS from the start (not in this build).
+    /// TLS from the start (implicit TLS, "SMTPS"). Default port 465.
     Tls,
 }
 
@@ -134,10 +155,13 @@ impl NotifyConfig {
                     ));
                 }
             }
-            if s.tls != SmtpTls::None {
+            if s.port == Some(0) {
+                return Err(Error::config(format!("{field}.smtp.port"), "0 is no port"));
+            }
+            if s.tls == SmtpTls::None && s.ca_file.is_some() {
                 return Err(Error::config(
-                    format!("{field}.smtp.tls"),
-                    "this build speaks plain SMTP only (`none`); relay through a local server for TLS",
+                    format!("{field}.smtp.ca_file"),
+                    "needs `tls` `starttls` or `tls` (the connection is plain)",
                 ));
             }
             if s.user.is_some() != s.password_env.is_some() {

@@ -10,9 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
-use crate::job::{NotifyConfig, NotifyStatus, SmtpConfig};
+use crate::job::{NotifyConfig, NotifyStatus, SmtpConfig, SmtpTls};
 use crate::sweep::plan::Plan;
 use crate::sweep::summary::Summary;
 use crate::sweep::Sweep;
@@ -166,7 +167,11 @@ pub fn send(config: &NotifyConfig, event: &Event) -> Vec<String> {
     }
     if let Some(smtp) = &config.smtp {
         if let Err(e) = send_mail(smtp, event) {
-            failures.push(format!("notify.smtp ({}:{}): {e}", smtp.server, smtp.port));
+            failures.push(format!(
+                "notify.smtp ({}:{}): {e}",
+                smtp.server,
+                smtp.port()
+            ));
         }
     }
     failures
@@ -187,7 +192,8 @@ fn run_command(command: &str, event: &Event) -> Result<(), String> {
     }
 }
 
-/// The e-mail, over plain SMTP (the only mode `NotifyConfig::validate` lets through).
+/// The e-mail, over the connection `smtp.tls` asks for (rustls; the certificate checked
+/// against the built-in roots and `ca_file`).
 fn send_mail(smtp: &SmtpConfig, event: &Event) -> Result<(), String> {
     let mut message = Message::builder()
         .from(smtp.from.parse().map_err(|e| format!("from: {e}"))?)
@@ -196,8 +202,14 @@ fn send_mail(smtp: &SmtpConfig, event: &Event) -> Result<(), String> {
         message = message.to(to.parse().map_err(|e| format!("to `{to}`: {e}"))?);
     }
     let message = message.body(event.body()).map_err(|e| e.to_string())?;
+    let tls = match smtp.tls {
+        SmtpTls::None => Tls::None,
+        SmtpTls::Starttls => Tls::Required(tls_parameters(smtp)?),
+        SmtpTls::Tls => Tls::Wrapper(tls_parameters(smtp)?),
+    };
     let mut transport = SmtpTransport::builder_dangerous(&smtp.server)
-        .port(smtp.port)
+        .port(smtp.port())
+        .tls(tls)
         .timeout(Some(SMTP_TIMEOUT));
     if let (Some(user), Some(var)) = (&smtp.user, &smtp.password_env) {
         let password =
@@ -210,3 +222,30 @@ fn send_mail(smtp: &SmtpConfig, event: &Event) -> Result<(), String> {
         .map(drop)
         .map_err(|e| e.to_string())
 }
+
+/// What the TLS client checks: the server's certificate names `smtp.server` and chains
+/// to a built-in root or to a certificate of `smtp.ca_file`.
+fn tls_parameters(smtp: &SmtpConfig) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(smtp.server.clone());
+    // Only a certificate of ca_file can make `build` fail (rustls refusing it as a root).
+    let mut field = "tls".to_string();
+    if let Some(path) = &smtp.ca_file {
+        field = format!("ca_file `{}`", path.display());
+        let pem = std::fs::read(path).map_err(|e| format!("{field}: {e}"))?;
+        // lettre takes a file without certificates as an empty list, silently.
+        if !pem
+            .windows(CERT_LABEL.len())
+            .any(|w| w == CERT_LABEL.as_bytes())
+        {
+            return Err(format!(
+                "{field}: no PEM certificate (`{CERT_LABEL}`) in it"
+            ));
+        }
+        let certs = Certificate::from_pem(&pem).map_err(|e| format!("{field}: {e}"))?;
+        builder = builder.add_root_certificate(certs);
+    }
+    builder.build().map_err(|e| format!("{field}: {e}"))
+}
+
+/// How a PEM certificate begins.
+const CERT_LABEL: &str = "-----BEGIN CERTIFICATE-----";
