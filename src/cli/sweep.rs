@@ -12,6 +12,13 @@
 //!
 //! `SLURM_ARRAY_TASK_ID` stands for `--trial` when set, so that `--slurm`'s job-array
 //! script runs one trial per array task.
+//!
+//! A trial whose process fails is recorded (`sweep::summary::TrialFailure`): by the
+//! trial's process itself, with its error, or else by the sweep that started it (a death
+//! by a signal, a panic); the record is removed when the trial is run again, or found
+//! ended. A refusal because another process trains the trial (its run lock) is no
+//! failure of the trial. On Linux each trial process dies with the sweep: killed even by
+//! SIGKILL, the sweep leaves its trials a SIGTERM, so that they save and exit 130.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -19,13 +26,13 @@ use std::sync::{Arc, Mutex};
 
 use clap::Args;
 
-use super::{CliError, CliResult, EXIT_FAILURE, EXIT_INTERRUPTED};
+use super::{CliError, CliResult, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
 use crate::console::{errln, outln};
 use crate::job::NotifyStatus;
 use crate::registry::Registry;
 use crate::sweep::prune::{self, Schedule};
-use crate::sweep::summary::Summary;
-use crate::sweep::{figure, Plan, Sweep};
+use crate::sweep::summary::{Summary, TrialFailure, FAILED};
+use crate::sweep::{figure, Plan, Sweep, Trial};
 
 /// Run every trial of a sweep file (a grid, random samples, job files); again to resume.
 #[derive(Debug, Args)]
@@ -165,6 +172,8 @@ fn run_trial(
     };
     let run = sweep.trial_run(trial);
     let dir = run.run_dir.display().to_string();
+    // A new attempt: whatever an earlier one ended with is no longer the trial's state.
+    TrialFailure::clear(&sweep.dir(), trial)?;
     // A pruned sweep trains each trial to its current rung (see sweep/prune.rs).
     let rung = match Schedule::open(&sweep.dir(), plan)? {
         None => None,
@@ -209,7 +218,124 @@ fn run_trial(
             argv.extend(["--threads".into(), t.to_string()]);
         }
     }
-    Ok(super::run_with(argv, registry))
+    let result = train_or_resume(&argv, registry);
+    let (code, error) = match &result {
+        Ok(0) | Ok(EXIT_INTERRUPTED) => {
+            // Cleared at the start too; again in case a refused process wrote one since.
+            TrialFailure::clear(&sweep.dir(), trial)?;
+            return result;
+        }
+        Ok(c) => (*c, None),
+        Err(CliError::Usage(m)) => (EXIT_USAGE, Some(m.clone())),
+        Err(CliError::Failed(e)) => (EXIT_FAILURE, Some(e.to_string())),
+    };
+    let failure = TrialFailure::new(
+        trial,
+        Some(code),
+        None,
+        format!("exit status: {code}"),
+        error,
+    );
+    record_failure(&sweep.dir(), &run.run_dir, &failure);
+    result
+}
+
+/// `deeptrain train ...` or `deeptrain resume ...` (`argv`) in this process, its error
+/// returned rather than printed (`run_with` would print it) so that the trial can
+/// record it; the caller has installed the signal handler.
+fn train_or_resume(argv: &[String], registry: &Registry) -> CliResult {
+    use clap::Parser;
+    let cli = super::Cli::try_parse_from(argv).map_err(|e| {
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or_default();
+        CliError::Usage(format!(
+            "{}: {}",
+            argv.join(" "),
+            first.trim_start_matches("error: ")
+        ))
+    })?;
+    match cli.command {
+        Some(super::Command::Train(a)) => super::train::train(&a, registry),
+        Some(super::Command::Resume(a)) => super::train::resume(&a, registry),
+        _ => Err(CliError::Usage(format!(
+            "not a trial's command: {}",
+            argv.join(" ")
+        ))),
+    }
+}
+
+/// Writes `failure` for the trial in `run_dir`, unless another process trains the trial
+/// now (its run lock is held: the attempt was refused, the trial did not fail); a
+/// record that cannot be written is a warning.
+fn record_failure(sweep_dir: &Path, run_dir: &Path, failure: &TrialFailure) {
+    // Only a directory with a lock file can be locked: nothing is created to look.
+    if run_dir.join(crate::trainer::LOCK_FILE).exists() {
+        match crate::trainer::RunLock::acquire(run_dir) {
+            Err(crate::error::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                return
+            }
+            // Held while the record is written: no process starts training it meanwhile.
+            Ok(_lock) => return write_failure(sweep_dir, failure),
+            Err(_) => {}
+        }
+    }
+    write_failure(sweep_dir, failure)
+}
+
+/// Writes `failure`; an error is a warning (the trial's failure is reported anyway).
+fn write_failure(sweep_dir: &Path, failure: &TrialFailure) {
+    if let Err(e) = failure.write(sweep_dir) {
+        errln!(
+            "warning: the failure of trial {} is not recorded: {e}",
+            failure.name
+        );
+    }
+}
+
+/// The failure record of `trial`, whose process ended with `status`, when its process
+/// wrote none: a death by a signal, a panic, or an error before it could.
+fn record_exit(sweep_dir: &Path, trial: &Trial, run_dir: &Path, status: std::process::ExitStatus) {
+    if let Ok(Some(_)) = TrialFailure::read(sweep_dir, trial) {
+        return;
+    }
+    #[cfg(unix)]
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    #[cfg(not(unix))]
+    let signal = None;
+    // std's words: `exit status: 101`, `signal: 9 (SIGKILL)`.
+    let failure = TrialFailure::new(trial, status.code(), signal, status.to_string(), None);
+    record_failure(sweep_dir, run_dir, &failure);
+}
+
+/// Makes the trial process started by `cmd` die with this process: on Linux
+/// (`PR_SET_PDEATHSIG`), a SIGTERM (which it answers by saving a checkpoint and exiting
+/// 130) when the thread that
+/// starts it ends, which for the sweep is the process (the sweep starts every trial
+/// from its main thread and returns from there). Elsewhere nothing.
+fn die_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs in the forked child before exec and makes only
+        // async-signal-safe calls (prctl, getppid), allocating nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The sweep died before prctl: no signal will come, so do not start.
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
 }
 
 /// The trial processes started and not yet ended, by pid, for the signal handler.
@@ -262,6 +388,8 @@ fn run_all(args: &SweepArgs, sweep: &Sweep, plan: &Plan) -> CliResult {
                 None => crate::sweep::summary::is_done(&sweep.trial_dir(t)),
             };
             if ended {
+                // Nothing is left to run: no earlier failure is its state any more.
+                TrialFailure::clear(&dir, t)?;
                 outln!(
                     "trial {} has ended: {}",
                     t.index,
@@ -299,6 +427,7 @@ fn run_all(args: &SweepArgs, sweep: &Sweep, plan: &Plan) -> CliResult {
                     use std::os::unix::process::CommandExt;
                     cmd.process_group(0);
                 }
+                die_with_parent(&mut cmd);
                 let child = cmd.spawn().map_err(|e| crate::error::Error::io(&exe, e))?;
                 running.lock().map(|mut l| l.push(child.id())).ok();
                 children.push((k, child));
@@ -318,7 +447,11 @@ fn run_all(args: &SweepArgs, sweep: &Sweep, plan: &Plan) -> CliResult {
                         match status.code() {
                             Some(0) => {}
                             Some(EXIT_INTERRUPTED) => interrupted = true,
-                            _ => failed.push(k),
+                            _ => {
+                                let t = &plan.trials[k];
+                                record_exit(&dir, t, &sweep.trial_dir(t), status);
+                                failed.push(k);
+                            }
                         }
                         children.remove(i);
                     }
@@ -394,6 +527,10 @@ fn write_summary(dir: &Path, name: &str, plan: &Plan, show: bool) -> Result<Summ
                 r.status,
                 r.trial.name
             );
+        }
+        for r in summary.results.iter().filter(|r| r.status == FAILED) {
+            let why = r.failure.as_deref().unwrap_or_default();
+            outln!("failed: {}: {why}", r.trial.name);
         }
         outln!(
             "summary ({}): {}, {}",

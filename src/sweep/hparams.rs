@@ -7,7 +7,7 @@
 //!   plus `job` when the sweep runs job files, with the values the trials give it; the
 //!   metric, as the `val/...` scalar the TensorBoard callback writes);
 //! - `TRIAL_DIR/tensorboard/events.out.tfevents.0.hparams` for every trial that has
-//!   started: its values, and its status once it has ended. That directory is the run of
+//!   started or failed: its values, and its status once it has ended or failed. That directory is the run of
 //!   the trial's own scalars, so the HParams tab shows each trial's metric beside its
 //!   values.
 
@@ -134,6 +134,8 @@ fn records(summary: &Summary) -> (Experiment, Vec<Option<Session>>) {
                 "pending" => return None,
                 // A pruned trial ended normally too: the sweep stopped it at a rung.
                 "finished" | "stopped" | "pruned" => Some(SessionStatus::Success),
+                // Whether or not it wrote a checkpoint first.
+                super::summary::FAILED => Some(SessionStatus::Failure),
                 _ => None,
             };
             Some(Session {
@@ -183,6 +185,7 @@ mod tests {
             },
             run_dir: PathBuf::from(format!("s/t{index:03}")),
             status: status.into(),
+            failure: None,
             metric: "val_loss".into(),
             higher_is_better: false,
             best: None,
@@ -197,7 +200,7 @@ mod tests {
 
     /// A key with numbers and a string is text throughout; booleans stay booleans; job
     /// files are the `job` hparam; not-started trials have no session, running ones no
-    /// status.
+    /// status, failed ones (with or without a checkpoint) TensorBoard's failure.
     #[test]
     fn values_are_typed_per_key_and_sessions_follow_the_status() {
         let summary = Summary {
@@ -208,6 +211,7 @@ mod tests {
                 result(0, None, json!({"a": 1, "b": true}), "finished"),
                 result(1, Some("j.json"), json!({"a": "x", "b": false}), "partial"),
                 result(2, Some("j.json"), json!({"a": 0.5}), "pending"),
+                result(3, None, json!({"a": 2}), "failed"),
             ],
         };
         let (e, sessions) = records(&summary);
@@ -221,7 +225,7 @@ mod tests {
                 },
                 HParamInfo {
                     name: "a".into(),
-                    values: vec![text("0.5"), text("1"), text("x")]
+                    values: vec![text("0.5"), text("1"), text("2"), text("x")]
                 },
                 HParamInfo {
                     name: "b".into(),
@@ -250,6 +254,10 @@ mod tests {
                     status: None,
                 }),
                 None,
+                Some(Session {
+                    hparams: vec![("job".into(), text("base")), ("a".into(), text("2"))],
+                    status: Some(SessionStatus::Failure),
+                }),
             ]
         );
     }

@@ -5,11 +5,11 @@
 //!
 //! This module is the library part: the sweep file's types (`mod.rs`), the expansion into
 //! trials and `sweep/plan.json` (`plan.rs`), the results read back from the trials' run
-//! directories and `sweep/summary.csv` (`summary.rs`), and `sweep/summary.png`
-//! (`figure.rs`, drawn by `report::comparison`); TensorBoard's HParams records
-//! (`hparams.rs`); successive-halving pruning and `sweep/prune.json` (`prune.rs`).
-//! Running trials, processes and signals
-//! belong to the command line (`cli/sweep.rs`).
+//! directories, `sweep/summary.csv` and the failed trials' records (`summary.rs`), and
+//! `sweep/summary.png` (`figure.rs`, drawn by `report::comparison`); TensorBoard's
+//! HParams records (`hparams.rs`); successive-halving pruning and `sweep/prune.json`
+//! (`prune.rs`). Running trials, processes and signals belong to the command line
+//! (`cli/sweep.rs`).
 
 pub mod figure;
 pub mod hparams;

@@ -4,8 +4,12 @@
 //! Everything comes from each trial's newest checkpoint (its `state.bin` only: no
 //! weights are read and no lock is taken, so a summary can be made while trials train),
 //! so `deeptrain sweep-report DIR` gives the same summary from disk as the sweep itself.
+//! A trial whose process failed has a record of it in `SWEEP_DIR/sweep/failed/` (see
+//! [`TrialFailure`]) until it is run again; the summary shows it `failed`, with why.
 
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use super::plan::{Plan, Trial};
 use super::{Goal, SWEEP_META_DIR};
@@ -17,6 +21,115 @@ use crate::state::{DoneReason, Phase, TrainState};
 pub const SUMMARY_CSV: &str = "summary.csv";
 /// The figure's name inside `SWEEP_DIR/sweep/`.
 pub const SUMMARY_PNG: &str = "summary.png";
+/// The folder inside `SWEEP_DIR/sweep/` with one [`TrialFailure`] record per failed trial.
+pub const FAILED_DIR: &str = "failed";
+/// The status of a trial whose last process failed.
+pub const FAILED: &str = "failed";
+
+/// Why a trial's process failed: `SWEEP_DIR/sweep/failed/NAME.json`, written atomically
+/// when it fails (by the trial's own process, which knows its error, or by the sweep
+/// that started it, which alone sees a death by a signal) and removed when the trial is
+/// run again (`deeptrain sweep`, `--trial`, a Slurm array task). While it is there, the
+/// trial's status is `failed`, whatever its checkpoints say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialFailure {
+    /// The trial's number.
+    pub trial: usize,
+    /// The trial's name (its run directory's).
+    pub name: String,
+    /// The process's exit status, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the process, when one did.
+    pub signal: Option<i32>,
+    /// How the process ended, in words (`exit status: 1`, `signal: 9 (SIGKILL)`).
+    pub status: String,
+    /// The error it reported (its last line on stderr), when known.
+    pub error: Option<String>,
+    /// When it failed (RFC 3339, UTC).
+    pub at: String,
+}
+
+/// `SWEEP_DIR/sweep/failed/NAME.json`.
+fn failure_path(sweep_dir: &Path, name: &str) -> PathBuf {
+    sweep_dir
+        .join(SWEEP_META_DIR)
+        .join(FAILED_DIR)
+        .join(format!("{name}.json"))
+}
+
+impl TrialFailure {
+    /// A failure of `trial`'s process, now.
+    pub fn new(
+        trial: &Trial,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        status: String,
+        error: Option<String>,
+    ) -> TrialFailure {
+        TrialFailure {
+            trial: trial.index,
+            name: trial.name.clone(),
+            exit_code,
+            signal,
+            status,
+            error,
+            at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        }
+    }
+
+    /// Where the record of `trial` is.
+    pub fn path(sweep_dir: &Path, trial: &Trial) -> PathBuf {
+        failure_path(sweep_dir, &trial.name)
+    }
+
+    /// The record of `trial`, `None` when it has none.
+    pub fn read(sweep_dir: &Path, trial: &Trial) -> Result<Option<TrialFailure>> {
+        let path = Self::path(sweep_dir, trial);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::ConfigJson { path, source: e })
+    }
+
+    /// Writes the record (atomically, replacing an earlier one); returns its path.
+    pub fn write(&self, sweep_dir: &Path) -> Result<PathBuf> {
+        let path = failure_path(sweep_dir, &self.name);
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).at(dir)?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Encode {
+            what: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut tmp = crate::sweep::shared_tempfile(dir, ".failed.").at(dir)?;
+        std::io::Write::write_all(tmp.as_file_mut(), format!("{json}\n").as_bytes())
+            .at(tmp.path())?;
+        tmp.as_file().sync_all().at(tmp.path())?;
+        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        Ok(path)
+    }
+
+    /// Removes the record of `trial`; returns whether there was one.
+    pub fn clear(sweep_dir: &Path, trial: &Trial) -> Result<bool> {
+        let path = Self::path(sweep_dir, trial);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// How and why it failed, in one line: `exit status: 1: D: No such file or directory`.
+    pub fn reason(&self) -> String {
+        match &self.error {
+            Some(e) => format!("{}: {e}", self.status),
+            None => self.status.clone(),
+        }
+    }
+}
 
 /// Where one trial stands and what it reached.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,9 +139,12 @@ pub struct TrialResult {
     /// Its run directory.
     pub run_dir: PathBuf,
     /// `pending` (no checkpoint yet), `partial` (stopped before its end: resumable),
-    /// `finished`, `stopped` (ended early by a callback, e.g. early stopping), or
-    /// `pruned` (not promoted past a rung of a pruned sweep).
+    /// `finished`, `stopped` (ended early by a callback, e.g. early stopping),
+    /// `pruned` (not promoted past a rung of a pruned sweep), or `failed` (its last
+    /// process failed: see [`TrialFailure`]).
     pub status: String,
+    /// Why it failed ([`TrialFailure::reason`]) when its status is `failed`.
+    pub failure: Option<String>,
     /// The metric it is compared by (the sweep's, else the run's key metric).
     pub metric: String,
     /// Whether larger values of `metric` are better.
@@ -117,6 +233,7 @@ impl TrialResult {
             trial: trial.clone(),
             run_dir: run_dir.to_path_buf(),
             status: "pending".into(),
+            failure: None,
             metric: metric.unwrap_or_default().to_string(),
             higher_is_better: true,
             best: None,
@@ -203,6 +320,17 @@ impl Summary {
         if let Ok(Some(schedule)) = super::prune::Schedule::open(sweep_dir, plan) {
             schedule.mark(&mut summary);
         }
+        for r in &mut summary.results {
+            // A record that cannot be read still says the trial failed.
+            let failure = match TrialFailure::read(sweep_dir, &r.trial) {
+                Ok(f) => f.map(|f| f.reason()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(reason) = failure {
+                r.status = FAILED.into();
+                r.failure = Some(reason);
+            }
+        }
         summary
     }
 
@@ -251,6 +379,7 @@ impl Summary {
             "train_secs",
             "wall_secs",
             "run_dir",
+            "failure",
         ] {
             h.push(c.to_string());
         }
@@ -291,6 +420,7 @@ impl Summary {
                     format!("{:.3}", r.train_secs),
                     format!("{:.3}", r.wall_secs),
                     r.run_dir.display().to_string(),
+                    r.failure.clone().unwrap_or_default(),
                 ]);
                 row
             })
@@ -341,6 +471,54 @@ mod tests {
         // Beyond the last known end: epochs as long as the last one.
         assert_eq!(epoch_position(25, &ends), 2.5);
         assert_eq!(epoch_position(7, &[]), 1.0);
+    }
+
+    /// A failure record reads back as written, says how and why in one line, and is gone
+    /// once cleared; a second clear finds nothing.
+    #[test]
+    fn a_failure_record_round_trips_and_clears() {
+        let dir = tempfile::tempdir().unwrap();
+        let trial = Trial {
+            index: 3,
+            name: "t003-data.source=D".into(),
+            job: None,
+            values: Default::default(),
+        };
+        assert_eq!(TrialFailure::read(dir.path(), &trial).unwrap(), None);
+        let f = TrialFailure::new(
+            &trial,
+            Some(1),
+            None,
+            "exit status: 1".into(),
+            Some("D: No such file or directory (os error 2)".into()),
+        );
+        let path = f.write(dir.path()).unwrap();
+        assert_eq!(
+            path,
+            dir.path().join("sweep/failed/t003-data.source=D.json")
+        );
+        assert_eq!(
+            TrialFailure::read(dir.path(), &trial).unwrap(),
+            Some(f.clone())
+        );
+        assert_eq!(
+            f.reason(),
+            "exit status: 1: D: No such file or directory (os error 2)"
+        );
+        let killed = TrialFailure::new(&trial, None, Some(9), "signal: 9 (SIGKILL)".into(), None);
+        assert_eq!(killed.reason(), "signal: 9 (SIGKILL)");
+        // Replaced, not added to.
+        killed.write(dir.path()).unwrap();
+        assert_eq!(
+            TrialFailure::read(dir.path(), &trial).unwrap(),
+            Some(killed)
+        );
+        assert!(TrialFailure::clear(dir.path(), &trial).unwrap());
+        assert!(!path.exists());
+        assert!(!TrialFailure::clear(dir.path(), &trial).unwrap());
+        // No temporary file is left beside the records.
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

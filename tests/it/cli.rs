@@ -1,11 +1,11 @@
 //! The real `deeptrain` binary: train, resume, inspect, errors, and signals.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::common::scratch;
+pub(crate) use crate::common::Ran;
+use crate::common::{scratch, Proc};
 use deeptrain::checkpoint;
 use deeptrain::JobConfig;
 use serde_json::Value;
@@ -25,22 +25,6 @@ pub(crate) fn program_command(program: &Path, cwd: &Path, args: &[&str]) -> Comm
         .env_remove("CANDLE_NUM_THREADS")
         .env_remove("RAYON_NUM_THREADS");
     cmd
-}
-
-pub(crate) struct Ran {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl std::fmt::Display for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
 }
 
 /// Runs the binary to completion; a panic message on stderr fails the test.
@@ -216,51 +200,12 @@ fn errors_are_one_line_naming_what_is_wrong() {
     assert!(msg.contains("deeptrain resume one"), "{msg}");
 }
 
-/// A `deeptrain` process started by [`run_until_line`], with what it printed so far.
-struct Running {
-    child: Child,
-    reader: BufReader<std::process::ChildStdout>,
-    stdout: String,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-/// Starts `deeptrain ARGS` and reads its stdout until a line starting with `prefix`
-/// (failing the test if the process ends first); stderr is collected on the side.
-// The caller waits on the child it gets back in `Running`.
-#[allow(clippy::zombie_processes)]
-fn run_until_line(cwd: &Path, args: &[&str], prefix: &str) -> Running {
-    let mut child = command(cwd, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut s = String::new();
-        err_pipe.read_to_string(&mut s).unwrap();
-        s
-    });
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut stdout = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            let status = child.wait().unwrap();
-            panic!(
-                "the run ended ({status}) before printing {prefix:?}:\n{stdout}{}",
-                stderr.join().unwrap()
-            );
-        }
-        stdout.push_str(&line);
-        if line.starts_with(prefix) {
-            return Running {
-                child,
-                reader,
-                stdout,
-                stderr,
-            };
-        }
-    }
+/// Starts `deeptrain ARGS` and reads its stdout up to a line starting with `prefix`
+/// (failing the test if the process ends first).
+fn run_until_line(cwd: &Path, args: &[&str], prefix: &str) -> Proc {
+    let mut p = Proc::start(command(cwd, args));
+    p.wait_for_line(prefix);
+    p
 }
 
 /// 200 epochs of the default job: about 2 s alone, plenty of time to interrupt after the first.
@@ -270,31 +215,16 @@ const LONG_JOB: &str = r#"{"train": {"epochs": 200, "checkpoint_every": "never"}
 /// returns (exit code, stdout, stderr, milliseconds from the signal to the exit).
 fn interrupt_after_first_epoch(cwd: &Path, run_dir: &str, signal: &str) -> (Ran, u128) {
     std::fs::write(cwd.join("cfg.json"), LONG_JOB).unwrap();
-    let Running {
-        mut child,
-        mut reader,
-        mut stdout,
-        stderr,
-    } = run_until_line(
+    let p = run_until_line(
         cwd,
         &["train", "cfg.json", "--run-dir", run_dir],
         "epoch 1/",
     );
     let sent = Instant::now();
-    let kill = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success(), "kill {signal} failed");
-    reader.read_to_string(&mut stdout).unwrap();
-    let status = child.wait().unwrap();
+    p.signal(signal);
+    // Fails the test on a panic message.
+    let ran = p.finish();
     let ms = sent.elapsed().as_millis();
-    let ran = Ran {
-        code: status.code(),
-        stdout,
-        stderr: stderr.join().unwrap(),
-    };
-    assert!(!ran.stderr.contains("panicked"), "{ran}");
     if ran.code == Some(0) {
         panic!(
             "the run finished before {signal} arrived ({ms} ms after sending): \
@@ -464,17 +394,12 @@ fn sigint_burst(cwd: &Path, run_dir: &str, count: usize) -> Ran {
         r#"{"train": {"epochs": 200, "checkpoint_every": {"epochs": 1}}}"#,
     )
     .unwrap();
-    let Running {
-        mut child,
-        mut reader,
-        mut stdout,
-        stderr,
-    } = run_until_line(
+    let p = run_until_line(
         cwd,
         &["train", "burst.json", "--run-dir", run_dir],
         "epoch 2/",
     );
-    let pid = child.id().to_string();
+    let pid = p.pid().to_string();
     let args: Vec<&str> = std::iter::repeat_n(["-INT", pid.as_str()], count)
         .flatten()
         .collect();
@@ -489,13 +414,7 @@ fn sigint_burst(cwd: &Path, run_dir: &str, count: usize) -> Ran {
         .status()
         .unwrap()
         .success());
-    reader.read_to_string(&mut stdout).unwrap();
-    let status = child.wait().unwrap();
-    Ran {
-        code: status.code(),
-        stdout,
-        stderr: stderr.join().unwrap(),
-    }
+    p.finish()
 }
 
 #[test]
@@ -720,13 +639,8 @@ fn a_second_process_on_a_run_is_refused_naming_the_holder() {
         r#"{"train": {"epochs": 200, "checkpoint_every": {"epochs": 1}}}"#,
     )
     .unwrap();
-    let Running {
-        mut child,
-        mut reader,
-        mut stdout,
-        stderr,
-    } = run_until_line(&cwd, &["train", "cfg.json", "--run-dir", "R"], "epoch 2/");
-    let holder = format!("R: is being trained by pid {} on host ", child.id());
+    let p = run_until_line(&cwd, &["train", "cfg.json", "--run-dir", "R"], "epoch 2/");
+    let holder = format!("R: is being trained by pid {} on host ", p.pid());
     // `resume`, `train --resume-if-exists` and `train` into the same directory: each is
     // refused before it reads or writes anything there.
     for args in [
@@ -740,13 +654,7 @@ fn a_second_process_on_a_run_is_refused_naming_the_holder() {
     }
     // Readers take no lock.
     run_ok(&cwd, &["inspect", "R"]);
-    reader.read_to_string(&mut stdout).unwrap();
-    let status = child.wait().unwrap();
-    let first = Ran {
-        code: status.code(),
-        stdout,
-        stderr: stderr.join().unwrap(),
-    };
+    let first = p.finish();
     assert_eq!(first.code, Some(0), "the first run was harmed:\n{first}");
     assert_no_duplicate_rows(&cwd.join("R"));
     assert_eq!(inspect_json(&cwd, "R")["epoch"], 200);
@@ -757,44 +665,19 @@ fn a_second_process_on_a_run_is_refused_naming_the_holder() {
 /// Starts `deeptrain ARGS` with `DEEPTRAIN_TEST_PAUSE=point`, waits for it to pause
 /// there, sends SIGINT and waits for the end.
 fn sigint_at_pause(cwd: &Path, args: &[&str], point: &str) -> Ran {
-    let mut child = command(cwd, args)
-        .env("DEEPTRAIN_TEST_PAUSE", point)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut s = String::new();
-        err_pipe.read_to_string(&mut s).unwrap();
-        s
-    });
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut stdout = String::new();
-    let mut sent = false;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        stdout.push_str(&line);
-        if line.starts_with(&format!("paused at {point}")) {
-            let kill = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(kill.success());
-            sent = true;
-        }
+    let mut cmd = command(cwd, args);
+    cmd.env("DEEPTRAIN_TEST_PAUSE", point);
+    let mut p = Proc::start(cmd);
+    let paused = format!("paused at {point}");
+    let sent = p.next_line_starting(&[&paused]).is_some();
+    if sent {
+        p.signal("-INT");
     }
-    let status = child.wait().unwrap();
-    let ran = Ran {
-        code: status.code(),
-        stdout,
-        stderr: stderr.join().unwrap(),
-    };
+    // Fails the test on a panic message.
+    let ran = p.finish();
     assert!(sent, "never paused at {point}:\n{ran}");
-    assert!(!ran.stderr.contains("panicked"), "{ran}");
+    // It pauses once only.
+    assert_eq!(ran.stdout.matches(&paused).count(), 1, "{ran}");
     ran
 }
 

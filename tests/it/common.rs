@@ -1,9 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use deeptrain::checkpoint;
 use deeptrain::data_loaders::array::DType as ArrayDType;
@@ -118,4 +121,149 @@ pub fn npy_f32(path: &Path, shape: &[usize], values: &[f32]) {
 pub fn npy_i64(path: &Path, values: &[i64]) {
     let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
     write_npy(path, ArrayDType::I64, &[values.len()], &bytes).unwrap();
+}
+
+/// How a process ended and what it printed.
+pub struct Ran {
+    /// Its exit status; `None` when a signal ended it.
+    pub code: Option<i32>,
+    /// All of its stdout.
+    pub stdout: String,
+    /// All of its stderr.
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A running process (a `deeptrain` command) whose stdout is read line by line, up to
+/// the lines a test waits for, while a thread collects its stderr. Its stdin is a pipe
+/// held open until its stdout ends (or [`release`](Self::release)), so that a
+/// `DEEPTRAIN_TEST_PAUSE` pause waits for the test. Dropped unfinished (a failed
+/// assertion), it kills the process.
+pub struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    reader: BufReader<ChildStdout>,
+    /// Its stdout read so far.
+    pub stdout: String,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Proc {
+    /// Starts `cmd` with its stdin, stdout and stderr piped to the test.
+    pub fn start(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Proc {
+            stdin: child.stdin.take(),
+            reader: BufReader::new(child.stdout.take().unwrap()),
+            child,
+            stdout: String::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads stdout up to the next line starting with any of `prefixes` and returns it
+    /// (without its line end); `None` when stdout ends first.
+    pub fn next_line_starting(&mut self, prefixes: &[&str]) -> Option<String> {
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return None;
+            }
+            self.stdout.push_str(&line);
+            if prefixes.iter().any(|p| line.starts_with(p)) {
+                return Some(line.trim_end().to_string());
+            }
+        }
+    }
+
+    /// Reads stdout up to the next line starting with `prefix` and returns it; fails the
+    /// test, with all the output and how the process ended, when it ends first.
+    pub fn wait_for_line(&mut self, prefix: &str) -> String {
+        match self.next_line_starting(&[prefix]) {
+            Some(line) => line,
+            None => {
+                drop(self.stdin.take());
+                let status = self.child.wait().unwrap();
+                let stderr = self.stderr.take().map(|h| h.join().unwrap());
+                panic!(
+                    "the process ended ({status}) before printing {prefix:?}:\n--- stdout\n{}--- stderr\n{}",
+                    self.stdout,
+                    stderr.unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    /// Sends `signal` (as `kill` takes it: `-INT`, `-TERM`, `-KILL`).
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {signal} {} failed", self.pid());
+    }
+
+    /// Kills the process (SIGKILL); nothing when it has ended.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Lets a paused process go on without a stop request (a line on its stdin).
+    pub fn release(&mut self) {
+        let mut stdin = self.stdin.take().expect("released twice");
+        stdin.write_all(b"go\n").unwrap();
+    }
+
+    /// Reads the rest of stdout, closes stdin and waits for the end; a panic message on
+    /// stderr fails the test. Stdin stays open until stdout ends, so that a pause is
+    /// only ever left by the signal the test sent (or [`release`](Self::release)).
+    pub fn finish(mut self) -> Ran {
+        let mut stdout = std::mem::take(&mut self.stdout);
+        let _ = self.reader.read_to_string(&mut stdout);
+        drop(self.stdin.take());
+        let status = self.child.wait().unwrap();
+        let ran = Ran {
+            code: status.code(),
+            stdout,
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        };
+        assert!(!ran.stderr.contains("panicked"), "panicked:\n{ran}");
+        ran
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // Unfinished: a test failed on the way; leave no process behind.
+        if self.stderr.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -17,13 +17,12 @@
 //! --test-threads 1` for the figures. The full-disk and read-only cases mount a tmpfs and
 //! are skipped, saying so, where that is not allowed (not root).
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::common::{npy_f32, npy_i64, scratch, state_bytes};
+use crate::common::{npy_f32, npy_i64, scratch, state_bytes, Proc, Ran};
 use deeptrain::checkpoint;
 
 const BIN: &str = env!("CARGO_BIN_EXE_deeptrain");
@@ -74,23 +73,6 @@ fn command(cwd: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-struct Ran {
-    /// `None` when a signal ended it.
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 /// Runs the binary to its end; a panic fails the test.
 fn run(cwd: &Path, args: &[&str]) -> Ran {
     let out = command(cwd, args).stdin(Stdio::null()).output().unwrap();
@@ -126,91 +108,13 @@ fn one_error_line(ran: &Ran, what: impl std::fmt::Debug) -> String {
     msg.to_string()
 }
 
-/// A running `deeptrain` whose stdout is read line by line.
-struct Proc {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    reader: BufReader<std::process::ChildStdout>,
-    stdout: String,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-impl Proc {
-    /// Starts `deeptrain ARGS`, with `DEEPTRAIN_TEST_PAUSE=pause` when given.
-    fn start(cwd: &Path, args: &[&str], pause: Option<&str>) -> Proc {
-        let mut cmd = command(cwd, args);
-        if let Some(p) = pause {
-            cmd.env("DEEPTRAIN_TEST_PAUSE", p);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Proc {
-            stdin: child.stdin.take(),
-            reader: BufReader::new(child.stdout.take().unwrap()),
-            child,
-            stdout: String::new(),
-            stderr,
-        }
+/// Starts `deeptrain ARGS`, with `DEEPTRAIN_TEST_PAUSE=pause` when given.
+fn start(cwd: &Path, args: &[&str], pause: Option<&str>) -> Proc {
+    let mut cmd = command(cwd, args);
+    if let Some(p) = pause {
+        cmd.env("DEEPTRAIN_TEST_PAUSE", p);
     }
-
-    /// Reads stdout up to a line starting with `prefix` and returns it; `None` when the
-    /// process ends first.
-    fn wait_for(&mut self, prefix: &str) -> Option<String> {
-        self.wait_for_any(&[prefix])
-    }
-
-    /// [`wait_for`](Self::wait_for) a line starting with any of `prefixes`.
-    fn wait_for_any(&mut self, prefixes: &[&str]) -> Option<String> {
-        loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return None;
-            }
-            self.stdout.push_str(&line);
-            if prefixes.iter().any(|p| line.starts_with(p)) {
-                return Some(line.trim_end().to_string());
-            }
-        }
-    }
-
-    /// Lets a paused process go on without a stop request.
-    fn release(&mut self) {
-        let mut stdin = self.stdin.take().unwrap();
-        stdin.write_all(b"go\n").unwrap();
-    }
-
-    fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {signal} failed");
-    }
-
-    /// Reads the rest of the output and waits for the end.
-    fn finish(mut self) -> Ran {
-        let _ = self.reader.read_to_string(&mut self.stdout);
-        drop(self.stdin.take());
-        let status = self.child.wait().unwrap();
-        let ran = Ran {
-            code: status.code(),
-            stdout: self.stdout,
-            stderr: self.stderr.join().unwrap(),
-        };
-        assert!(!ran.stderr.contains("panicked"), "panicked:\n{ran}");
-        ran
-    }
+    Proc::start(cmd)
 }
 
 /// What must come out of a run bitwise, by name: the final checkpoint's weights,
@@ -337,21 +241,21 @@ fn stop_at(cwd: &Path, run: &str, point: &Point, signal: Option<&str>) -> (Ran, 
         false => vec!["train", "job.json", "--run-dir", run],
     };
     let pause = point.pause();
-    let mut p = Proc::start(cwd, &args, pause.as_deref());
+    let mut p = start(cwd, &args, pause.as_deref());
     let reached = match point {
         Point::After(delay) => {
-            let started = p.wait_for_any(&["run directory:", "resuming "]);
+            let started = p.next_line_starting(&["run directory:", "resuming "]);
             if started.is_some() {
                 std::thread::sleep(*delay);
             }
             started.is_some()
         }
-        _ => p.wait_for("paused at ").is_some(),
+        _ => p.next_line_starting(&["paused at "]).is_some(),
     };
     if reached {
         match signal {
             None => {
-                let _ = p.child.kill();
+                p.kill();
             }
             Some(s) => p.signal(s),
         }
@@ -587,11 +491,8 @@ fn two_processes_started_at_once_on_one_run_exactly_one_trains() {
             }
             false => vec!["train", "job.json", "--run-dir", &run],
         };
-        let (a, b) = (
-            Proc::start(&cwd, &args, None),
-            Proc::start(&cwd, &args, None),
-        );
-        let pids = [a.child.id(), b.child.id()];
+        let (a, b) = (start(&cwd, &args, None), start(&cwd, &args, None));
+        let pids = [a.pid(), b.pid()];
         let ran = [a.finish(), b.finish()];
         let winners: Vec<usize> = (0..2).filter(|&i| ran[i].code == Some(0)).collect();
         assert_eq!(
@@ -729,8 +630,8 @@ fn a_full_disk_fails_the_save_clearly_and_leaves_no_dead_end() {
     // The disk fills up after the first checkpoint (at batch 10), then before it.
     for (pause, saved_before) in [("iter:12", 1), ("iter:5", 0)] {
         let run = format!("M/{}", pause.replace(':', ""));
-        let mut p = Proc::start(&cwd, &["train", "job.json", "--run-dir", &run], Some(pause));
-        assert!(p.wait_for("paused at ").is_some(), "{pause}: never paused");
+        let mut p = start(&cwd, &["train", "job.json", "--run-dir", &run], Some(pause));
+        p.wait_for_line("paused at ");
         // Half a checkpoint's room is left.
         let filler = cwd.join("M/filler");
         let fill = disk.free().saturating_sub(size / 2);
@@ -849,8 +750,8 @@ fn a_data_file_changing_size_mid_run_stops_with_a_checkpoint_and_resumes_bitwise
     ];
     for (pause, files, change, validating) in cases {
         let run = format!("R-{}", pause.replace(':', ""));
-        let mut p = Proc::start(&cwd, &["train", "job.json", "--run-dir", &run], Some(pause));
-        assert!(p.wait_for("paused at ").is_some(), "{pause}: never paused");
+        let mut p = start(&cwd, &["train", "job.json", "--run-dir", &run], Some(pause));
+        p.wait_for_line("paused at ");
         let originals: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
         for (f, bytes) in files.iter().zip(&originals) {
             let file = std::fs::OpenOptions::new().write(true).open(f).unwrap();

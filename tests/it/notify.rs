@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::PrivatePkcs8KeyDer;
 
-use crate::common::scratch;
+use crate::common::{scratch, Proc};
 
 /// A job of a fraction of a second; `notify` is spliced in.
 fn job(notify: &str) -> String {
@@ -86,33 +86,19 @@ fn a_stopped_run_says_stopped_and_its_resume_says_finished() {
     let cwd = scratch("notify-stopped");
     let command = r#"{"command": "echo $DEEPTRAIN_STATUS $DEEPTRAIN_RUN_DIR >> statuses.txt"}"#;
     std::fs::write(cwd.join("job.json"), job(command)).unwrap();
-    let mut child = deeptrain(&cwd, &["train", "job.json", "--run-dir", "R"])
-        .env("DEEPTRAIN_TEST_PAUSE", "before_fit")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).unwrap();
-        s
-    });
-    let mut sent = false;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        if line.unwrap().starts_with("paused at before_fit") {
-            let kill = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(kill.success());
-            sent = true;
-        }
-    }
-    let code = child.wait().unwrap().code();
-    let stderr = stderr.join().unwrap();
-    assert!(sent, "{stderr}");
-    assert_eq!(code, Some(130), "{stderr}");
+    let mut cmd = deeptrain(&cwd, &["train", "job.json", "--run-dir", "R"]);
+    cmd.env("DEEPTRAIN_TEST_PAUSE", "before_fit");
+    let mut p = Proc::start(cmd);
+    p.wait_for_line("paused at before_fit");
+    p.signal("-INT");
+    let ran = p.finish();
+    // It paused once, and the signal stopped it there.
+    assert_eq!(
+        ran.stdout.matches("paused at before_fit").count(),
+        1,
+        "{ran}"
+    );
+    assert_eq!(ran.code, Some(130), "{ran}");
     assert_eq!(
         std::fs::read_to_string(cwd.join("statuses.txt")).unwrap(),
         "stopped R\n"

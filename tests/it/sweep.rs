@@ -4,11 +4,10 @@
 //! Slurm script and the summary files; successive-halving pruning (promoted trials end
 //! bitwise like unpruned ones).
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::common::{scratch, tensor_bytes};
+use crate::common::{scratch, tensor_bytes, Proc};
 
 /// A 6-trial grid on the digits job, a fraction of a second per trial.
 const GRID: &str = r#"{
@@ -44,47 +43,26 @@ fn run(cwd: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     (out.status.code(), s(out.stdout), s(out.stderr))
 }
 
-fn sigint(pid: u32) {
-    let ok = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 /// `deeptrain sweep s.json --jobs 2` with every trial process pausing at its 5th
 /// iteration; once `pauses` trials have paused, one SIGINT to the sweep process.
 fn interrupted_sweep(cwd: &Path, pauses: usize) -> (Option<i32>, String) {
-    let mut child = deeptrain(cwd, &["sweep", "s.json", "--jobs", "2"])
-        .env("DEEPTRAIN_TEST_PAUSE", "iter:5")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).unwrap();
-        s
-    });
-    let mut out = String::new();
-    let mut seen = 0;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        out.push_str(&line);
-        out.push('\n');
-        if line.starts_with("paused at iter:5") {
-            seen += 1;
-            if seen == pauses {
-                sigint(child.id());
-            }
-        }
+    let mut cmd = deeptrain(cwd, &["sweep", "s.json", "--jobs", "2"]);
+    cmd.env("DEEPTRAIN_TEST_PAUSE", "iter:5");
+    let mut p = Proc::start(cmd);
+    for _ in 0..pauses {
+        p.wait_for_line("paused at iter:5");
     }
-    let code = child.wait().unwrap().code();
-    let text = format!("{out}\n{}", stderr.join().unwrap());
+    p.signal("-INT");
+    let ran = p.finish();
+    let text = format!("{}\n{}", ran.stdout, ran.stderr);
+    // No trial paused again after the interrupt.
+    let seen = ran
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("paused at iter:5"))
+        .count();
     assert_eq!(seen, pauses, "{text}");
-    (code, text)
+    (ran.code, text)
 }
 
 /// summary.csv without the columns that legitimately differ (times, directories).
@@ -247,23 +225,10 @@ fn the_plan_is_stable_a_changed_file_is_refused_and_extend_adds_trials() {
 fn two_processes_on_one_trial_one_trains_and_the_other_is_refused_naming_it() {
     let cwd = scratch("sweep_lock");
     std::fs::write(cwd.join("s.json"), GRID).unwrap();
-    let mut first: Child = deeptrain(&cwd, &["sweep", "s.json", "--trial", "1"])
-        .env("DEEPTRAIN_TEST_PAUSE", "iter:3")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("the first process never paused")
-            .unwrap();
-        if line.starts_with("paused at iter:3") {
-            break;
-        }
-    }
+    let mut cmd = deeptrain(&cwd, &["sweep", "s.json", "--trial", "1"]);
+    cmd.env("DEEPTRAIN_TEST_PAUSE", "iter:3");
+    let mut first = Proc::start(cmd);
+    first.wait_for_line("paused at iter:3");
     // The second process, as a Slurm array task of the same trial.
     let out = deeptrain(&cwd, &["sweep", "s.json"])
         .env("SLURM_ARRAY_TASK_ID", "1")
@@ -272,13 +237,13 @@ fn two_processes_on_one_trial_one_trains_and_the_other_is_refused_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("is being trained by pid {} on host", first.id())),
+        err.contains(&format!("is being trained by pid {} on host", first.pid())),
         "{err}"
     );
     // The first goes on to the end, unharmed.
-    writeln!(first.stdin.as_mut().unwrap()).unwrap();
-    for _ in lines.by_ref() {}
-    assert_eq!(first.wait().unwrap().code(), Some(0));
+    first.release();
+    let ran = first.finish();
+    assert_eq!(ran.code, Some(0), "{ran}");
     let rows = summary_numbers(&cwd.join("runs/sweep-s"));
     assert_eq!(rows[2][4], "finished", "{rows:?}");
     assert_eq!(rows[2][9], "24", "{rows:?}"); // 2 epochs of 12 batches of 128
@@ -457,4 +422,273 @@ fn successive_halving_promotes_the_best_and_they_end_bitwise_like_unpruned_trial
     let (code, _, err) = run(&cwd, &["sweep", "s.json", "--slurm"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--slurm: s.json prunes"), "{err}");
+}
+
+/// Three trials, one per data source: the embedded digits, `D` and `E` (directories of
+/// `.npy` files the test writes; `D` only after the first sweep, so that its trial fails).
+const SOURCES: &str = r#"{
+  "grid": { "data.source": ["digits", "D", "E"] },
+  "set": { "train.epochs": 1, "model.hidden": [16], "logging.progress": false,
+           "data.batch_size": 50 },
+  "metric": "val_accuracy"
+}"#;
+
+const SOURCE_TRIALS: [&str; 3] = [
+    "t000-data.source=digits",
+    "t001-data.source=D",
+    "t002-data.source=E",
+];
+
+/// 200 samples of 6 features in 4 classes, as `.npy` files in `dir`.
+fn npy_source(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..200usize {
+        let class = i % 4;
+        for j in 0..6 {
+            let noise = ((i * 7 + j * 13) % 17) as f32 / 17.0;
+            x.push(if j == class { 1.0 + noise } else { noise });
+        }
+        y.push(class as i64);
+    }
+    crate::common::npy_f32(&dir.join("x.npy"), &[200, 6], &x);
+    crate::common::npy_i64(&dir.join("labels.npy"), &y);
+}
+
+/// summary.csv's `status` and `failure` columns, by trial name.
+fn statuses(sweep_dir: &Path) -> Vec<(String, String, String)> {
+    let mut r = csv::Reader::from_path(sweep_dir.join("sweep/summary.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    // The failure is the last column: the others keep their places.
+    assert_eq!(h.get(h.len() - 1), Some("failure"), "{h:?}");
+    assert_eq!(h.get(2), Some("data.source"), "{h:?}");
+    assert_eq!(h.get(3), Some("status"), "{h:?}");
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (
+                rec[1].to_string(),
+                rec[3].to_string(),
+                rec[h.len() - 1].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The files in `SWEEP_DIR/sweep/failed/` (none when it does not exist).
+fn failure_records(sweep_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(sweep_dir.join("sweep/failed")) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+#[test]
+fn a_failed_trial_is_failed_in_the_summary_and_the_report_until_it_runs_again() {
+    let cwd = scratch("sweep_failed");
+    std::fs::write(cwd.join("s.json"), SOURCES).unwrap();
+    npy_source(&cwd.join("E"));
+    let dir = cwd.join("runs/sweep-s");
+    let (code, out, err) = run(&cwd, &["sweep", "s.json", "--jobs", "2"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        err.contains("error: D: No such file or directory")
+            && err.contains("error: 1 trial(s) failed: t001-data.source=D\n"),
+        "{err}"
+    );
+    let rows = statuses(&dir);
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, SOURCE_TRIALS);
+    let why = "exit status: 1: D: No such file or directory";
+    for (name, status, failure) in &rows {
+        match name.as_str() {
+            "t001-data.source=D" => {
+                assert_eq!(status, "failed", "{rows:?}");
+                assert!(failure.starts_with(why), "{rows:?}");
+            }
+            _ => assert_eq!((status.as_str(), failure.as_str()), ("finished", "")),
+        }
+    }
+    // The record: the exit status and the trial's error.
+    assert_eq!(failure_records(&dir), ["t001-data.source=D.json"]);
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("sweep/failed/t001-data.source=D.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["trial"], 1, "{record}");
+    assert_eq!(record["exit_code"], 1, "{record}");
+    assert_eq!(record["signal"], serde_json::Value::Null, "{record}");
+    assert!(
+        record["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("D: No such file or directory"),
+        "{record}"
+    );
+    // The sweep's table says so too (its rows: `   1  best ...`, the rank right-aligned).
+    let row = |out: &str, name: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with("   ") && l.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("no row of {name} in\n{out}"))
+            .to_string()
+    };
+    assert!(row(&out, SOURCE_TRIALS[1]).contains(" failed "), "{out}");
+    assert!(
+        out.contains(&format!("failed: {}: {why}", SOURCE_TRIALS[1])),
+        "{out}"
+    );
+
+    // `sweep-report`, from disk: the same summary and table.
+    let before = summary_numbers(&dir);
+    std::fs::remove_file(dir.join("sweep/summary.csv")).unwrap();
+    let (code, report, err) = run(&cwd, &["sweep-report", "runs/sweep-s"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(summary_numbers(&dir), before);
+    assert!(
+        row(&report, SOURCE_TRIALS[1]).contains(" failed "),
+        "{report}"
+    );
+    for t in [SOURCE_TRIALS[0], SOURCE_TRIALS[2]] {
+        assert!(row(&report, t).contains(" finished "), "{report}");
+    }
+    assert!(
+        report.contains(&format!("failed: {}: {why}", SOURCE_TRIALS[1])),
+        "{report}"
+    );
+
+    // Once its data exists, the same command runs that trial alone, which succeeds: its
+    // record is gone and every trial has finished.
+    npy_source(&cwd.join("D"));
+    let (code, out, err) = run(&cwd, &["sweep", "s.json", "--jobs", "2"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("3 trials, 1 to run"), "{out}");
+    assert!(!out.contains("failed"), "{out}");
+    assert!(
+        failure_records(&dir).is_empty(),
+        "{:?}",
+        failure_records(&dir)
+    );
+    let rows = statuses(&dir);
+    assert!(
+        rows.iter().all(|(_, s, f)| s == "finished" && f.is_empty()),
+        "{rows:?}"
+    );
+}
+
+/// Whether process `pid` runs: it exists and is no zombie (a process that ended and
+/// that no one has reaped yet, as the killed sweep's children are where nothing reaps
+/// orphans).
+#[cfg(target_os = "linux")]
+fn running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `PID (COMM) STATE PPID ...`; COMM may hold spaces and parentheses.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    !rest.starts_with('Z')
+}
+
+/// The parent process id of `pid`.
+#[cfg(target_os = "linux")]
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_sigkilled_sweep_takes_its_trials_down_and_the_same_command_finishes_it() {
+    let cwd = scratch("sweep_sigkill");
+    std::fs::write(cwd.join("s.json"), GRID).unwrap();
+    let dir = cwd.join("runs/sweep-s");
+    let mut cmd = deeptrain(&cwd, &["sweep", "s.json", "--jobs", "2"]);
+    cmd.env("DEEPTRAIN_TEST_PAUSE", "iter:5");
+    let mut sweep = Proc::start(cmd);
+    sweep.wait_for_line("paused at iter:5");
+    sweep.wait_for_line("paused at iter:5");
+    // The two trial processes, by the pids their run locks name: the sweep's children.
+    let trials: Vec<u32> = TRIALS[..2]
+        .iter()
+        .map(|t| {
+            let lock = std::fs::read_to_string(dir.join(t).join(".lock")).unwrap();
+            let holder: serde_json::Value = serde_json::from_str(&lock).unwrap();
+            holder["pid"].as_u64().unwrap() as u32
+        })
+        .collect();
+    for &pid in &trials {
+        assert!(running(pid), "trial process {pid} is not running");
+        assert_eq!(
+            parent_of(pid),
+            sweep.pid(),
+            "{pid} is not the sweep's child"
+        );
+    }
+    sweep.signal("-KILL");
+    // Paused, a trial would wait a minute for its stdin (held open here) before going on;
+    // with its parent dead, it gets a SIGTERM at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while trials.iter().any(|&pid| running(pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trial processes {trials:?} still run 30 s after the sweep was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let ran = sweep.finish();
+    assert_eq!(ran.code, None, "{ran}");
+    // Each trial saved where it was paused, on the SIGTERM, and wrote no failure.
+    assert_eq!(
+        ran.stdout
+            .matches("interrupted (mid-train: epoch 1, batch 5 done")
+            .count(),
+        2,
+        "{ran}"
+    );
+    assert_eq!(ran.stdout.matches("checkpoint saved: ").count(), 2, "{ran}");
+    assert!(
+        failure_records(&dir).is_empty(),
+        "{:?}",
+        failure_records(&dir)
+    );
+    for t in &TRIALS[..2] {
+        // The run lock is free.
+        drop(deeptrain::trainer::RunLock::acquire(&dir.join(t)).unwrap());
+    }
+    let (code, _, err) = run(&cwd, &["sweep-report", "runs/sweep-s"]);
+    assert_eq!(code, Some(0), "{err}");
+    let rows = summary_numbers(&dir);
+    for (k, r) in rows[1..].iter().enumerate() {
+        let want = if k < 2 {
+            ["partial", "5"]
+        } else {
+            ["pending", "0"]
+        };
+        assert_eq!([r[4].as_str(), r[9].as_str()], want, "{rows:?}");
+    }
+
+    // The same command resumes the two and runs the rest to the end.
+    let (code, out, err) = run(&cwd, &["sweep", "s.json", "--jobs", "2"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("6 trials, 6 to run"), "{out}");
+    for t in &TRIALS[..2] {
+        assert!(
+            out.contains(&format!("resuming runs/sweep-s/{t} from ")),
+            "{out}"
+        );
+    }
+    let rows = summary_numbers(&dir);
+    for r in &rows[1..] {
+        // 2 epochs of 23 batches of 64, or of 12 of 128.
+        let steps = if r[3] == "64" { "46" } else { "24" };
+        assert_eq!(
+            [r[4].as_str(), r[9].as_str()],
+            ["finished", steps],
+            "{rows:?}"
+        );
+    }
 }

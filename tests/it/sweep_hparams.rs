@@ -204,3 +204,73 @@ fn every_trial_is_in_tensorboards_hparams_tab_with_its_values_and_metric() {
         ["events.out.tfevents.0.hparams"]
     );
 }
+
+/// A trial whose process failed (its data does not exist) is a failed session in the
+/// HParams tab, beside a finished one; once it has run again and finished, a success.
+#[test]
+fn a_failed_trial_is_a_failure_in_tensorboards_hparams_tab() {
+    let has_tb = Command::new("python3")
+        .args(["-c", "import tensorboard.plugins.hparams.metadata"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_tb {
+        println!("skipped: python3 cannot import tensorboard (pip install tensorboard)");
+        return;
+    }
+    let cwd = scratch("sweep_hparams_failed");
+    std::fs::write(
+        cwd.join("s.json"),
+        r#"{"grid": {"data.source": ["digits", "D"]},
+            "set": {"train.epochs": 1, "model.hidden": [16], "logging.progress": false},
+            "metric": "val_accuracy"}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_deeptrain"))
+        .current_dir(&cwd)
+        .args(["sweep", "s.json"])
+        .env_remove("DEEPTRAIN_TEST_PAUSE")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("CANDLE_NUM_THREADS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let dir = cwd.join("runs/sweep-s");
+    let status = |tb: &Value, part: &str, trial: &str| {
+        tb[part][format!("{trial}/tensorboard")]["status"].clone()
+    };
+    let tb = read_with_tensorboard(&dir);
+    for part in ["runs", "tab"] {
+        assert_eq!(
+            status(&tb, part, "t000-data.source=digits"),
+            "STATUS_SUCCESS",
+            "{tb}"
+        );
+        assert_eq!(
+            status(&tb, part, "t001-data.source=D"),
+            "STATUS_FAILURE",
+            "{tb}"
+        );
+    }
+    assert_eq!(
+        tb["tab"]["t001-data.source=D/tensorboard"]["hparams"],
+        json!({"data.source": "D"}),
+        "{tb}"
+    );
+
+    // The data there, the trial runs again and succeeds: its session says so.
+    std::fs::create_dir_all(cwd.join("D")).unwrap();
+    let x: Vec<f32> = (0..400).map(|i| (i % 7) as f32).collect();
+    let y: Vec<i64> = (0..100).map(|i| i % 3).collect();
+    crate::common::npy_f32(&cwd.join("D/x.npy"), &[100, 4], &x);
+    crate::common::npy_i64(&cwd.join("D/labels.npy"), &y);
+    deeptrain(&cwd, &["sweep", "s.json"]);
+    let tb = read_with_tensorboard(&dir);
+    for part in ["runs", "tab"] {
+        assert_eq!(
+            status(&tb, part, "t001-data.source=D"),
+            "STATUS_SUCCESS",
+            "{tb}"
+        );
+    }
+}
