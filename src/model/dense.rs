@@ -66,16 +66,8 @@ struct Dense {
     act: Activation,
 }
 
-/// candle's own rule for the gemm's threads (`RAYON_NUM_THREADS`, else the cores), so the
-/// fused layer parallelises exactly as `matmul` does.
-fn parallelism() -> Parallelism {
-    match candle_core::utils::get_num_threads() {
-        n if n > 1 => Parallelism::Rayon(n),
-        _ => Parallelism::None,
-    }
-}
-
 /// A 2-D f32 operand: its data from the layout's start and its (row, column) strides.
+#[derive(Clone, Copy)]
 struct Mat<'a> {
     data: &'a [f32],
     rows: usize,
@@ -118,7 +110,7 @@ impl<'a> Mat<'a> {
     }
 
     /// A row-major copy.
-    fn to_rows(&self) -> Vec<f32> {
+    fn to_rows(self) -> Vec<f32> {
         match self.contiguous() {
             Some(s) => s.to_vec(),
             None => (0..self.rows)
@@ -140,8 +132,19 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// Below this many multiply-adds a product runs on the calling thread alone: waking the
+/// other threads costs more than they save.
+const SPLIT_MIN_MACS: usize = 1 << 20;
+
 /// `dst (+)= a·b` into a contiguous row-major `dst` of `a.rows x b.cols`; `accumulate` adds
 /// to what `dst` holds.
+///
+/// With more than one thread (candle's `CANDLE_NUM_THREADS`), the rows of `dst` are cut
+/// into one block per thread and each block is one single-threaded gemm on candle's
+/// barrier pool (the threads candle's element-wise ops already use): one wake-up per
+/// product, where gemm's own rayon split synchronises at every cache block and measured
+/// slower than one thread on the MNIST MLP. Each element is computed by one thread with a
+/// fixed order, so results are bitwise reproducible for a given thread count.
 fn gemm_into(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "dense: inner dimensions differ");
@@ -149,7 +152,7 @@ fn gemm_into(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool) {
     if m == 0 || n == 0 {
         return;
     }
-    // Bounds of the strided reads, checked once so the unsafe call below stays in range.
+    // Bounds of the strided reads, checked once so the unsafe calls below stay in range.
     let span = |x: &Mat| {
         if x.rows == 0 || x.cols == 0 {
             0
@@ -158,31 +161,63 @@ fn gemm_into(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool) {
         }
     };
     assert!(span(a) <= a.data.len() && span(b) <= b.data.len());
-    // SAFETY: dst is m x n contiguous (row stride n, column stride 1); a and b are read
-    // within the spans checked above; the three do not alias (dst is a fresh buffer).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs,
-            a.rs,
-            b.data.as_ptr(),
-            b.cs,
-            b.rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(),
-        )
+    let pool = candle_core::utils::barrier_pool();
+    let parts = (pool.n_workers() + 1).min(m);
+    if parts <= 1 || m * n * k < SPLIT_MIN_MACS {
+        // SAFETY: the spans are checked above; dst is m x n.
+        unsafe { gemm_rows(dst, a, b, accumulate) };
+        return;
     }
+    let rows = m.div_ceil(parts);
+    let dst_at = dst.as_mut_ptr() as usize;
+    pool.execute(|part| {
+        let r0 = part * rows;
+        if r0 >= m {
+            return;
+        }
+        let r1 = m.min(r0 + rows);
+        let block = Mat {
+            data: &a.data[r0 * a.rs as usize..],
+            rows: r1 - r0,
+            ..*a
+        };
+        // SAFETY: the parts write disjoint row ranges of dst, which outlives the call.
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut((dst_at as *mut f32).add(r0 * n), (r1 - r0) * n)
+        };
+        // SAFETY: block's rows are a subset of a's, whose span is checked above.
+        unsafe { gemm_rows(dst, &block, b, accumulate) };
+    });
+}
+
+/// One single-threaded gemm: `dst (+)= a·b`, `dst` contiguous row-major.
+///
+/// # Safety
+/// `a` and `b` must be readable over their strided spans and `dst` must hold
+/// `a.rows x b.cols` elements, not aliasing either.
+unsafe fn gemm_rows(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.as_mut_ptr(),
+        1,
+        n as isize,
+        accumulate,
+        a.data.as_ptr(),
+        a.cs,
+        a.rs,
+        b.data.as_ptr(),
+        b.cs,
+        b.rs,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    )
 }
 
 impl CustomOp3 for Dense {

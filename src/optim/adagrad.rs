@@ -83,7 +83,7 @@ impl Adagrad {
             let Some(g) = grads.get(v.var.as_tensor()) else {
                 continue;
             };
-            update_in_place(&v.var, g, bufs, &mut |p, g, bufs| {
+            update_in_place(&v.var, g, bufs, &|p, g, bufs| {
                 let [sum] = bufs else { return };
                 for ((p, &g), s) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
                     let gi = g * scale + wd * *p;

@@ -88,7 +88,7 @@ impl AdamCore {
             let Some(g) = grads.get(v.var.as_tensor()) else {
                 continue;
             };
-            update_in_place(&v.var, g, bufs, &mut |p, g, bufs| {
+            update_in_place(&v.var, g, bufs, &|p, g, bufs| {
                 let [m, s] = bufs else { return };
                 // Zipped iterators carry no bounds checks, so the loop vectorizes.
                 let moments = m.iter_mut().zip(s.iter_mut());

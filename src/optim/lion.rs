@@ -90,7 +90,7 @@ impl Lion {
             let Some(g) = grads.get(v.var.as_tensor()) else {
                 continue;
             };
-            update_in_place(&v.var, g, bufs, &mut |p, g, bufs| {
+            update_in_place(&v.var, g, bufs, &|p, g, bufs| {
                 let [m] = bufs else { return };
                 for ((p, &g), m) in p.iter_mut().zip(g).zip(m.iter_mut()) {
                     let gi = g * scale;

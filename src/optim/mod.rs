@@ -217,7 +217,7 @@ pub(crate) fn update_in_place(
     var: &Var,
     grad: &Tensor,
     slots: &mut [Vec<f32>],
-    update: &mut UpdateFn,
+    update: &UpdateFn,
 ) -> Result<()> {
     if var.dtype() != DType::F32 {
         return Err(Error::Optimizer(format!(
@@ -229,7 +229,8 @@ pub(crate) fn update_in_place(
     if !var.device().is_cpu() {
         let mut p = var.flatten_all()?.to_vec1::<f32>()?;
         let g = grad.flatten_all()?.to_vec1::<f32>()?;
-        update(&mut p, &g, slots);
+        let mut slots: Vec<&mut [f32]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
+        update(&mut p, &g, &mut slots);
         let t =
             Tensor::from_vec(p, var.shape(), &candle_core::Device::Cpu)?.to_device(var.device())?;
         var.set(&t)?;
@@ -240,7 +241,7 @@ pub(crate) fn update_in_place(
     let op = FusedUpdate {
         grad: g,
         slots: RefCell::new(slots),
-        update: RefCell::new(update),
+        update,
     };
     var.as_tensor().inplace_op1(&op)?;
     Ok(())
@@ -270,12 +271,20 @@ pub fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     }
 }
 
-type UpdateFn<'a> = dyn FnMut(&mut [f32], &[f32], &mut [Vec<f32>]) + 'a;
+/// One optimizer's update of a parameter slice, its gradient and its state slots (each
+/// as long as the parameter, or empty), element by element: so any cut of the three into
+/// matching pieces gives the same bits as one pass.
+type UpdateFn<'a> = dyn Fn(&mut [f32], &[f32], &mut [&mut [f32]]) + Sync + 'a;
+
+/// Below this many elements an update runs on the calling thread alone.
+const SPLIT_MIN_ELEMS: usize = 64 * 1024;
+/// Elements per piece handed to a thread.
+const SPLIT_CHUNK: usize = 16 * 1024;
 
 struct FusedUpdate<'a, 'b> {
     grad: &'a [f32],
     slots: RefCell<&'a mut [Vec<f32>]>,
-    update: RefCell<&'a mut UpdateFn<'b>>,
+    update: &'a UpdateFn<'b>,
 }
 
 impl candle_core::InplaceOp1 for FusedUpdate<'_, '_> {
@@ -299,7 +308,44 @@ impl candle_core::InplaceOp1 for FusedUpdate<'_, '_> {
             )
         }
         let mut slots = self.slots.borrow_mut();
-        (self.update.borrow_mut())(param, self.grad, &mut slots);
+        let n = param.len();
+        let pool = candle_core::utils::barrier_pool();
+        let sliceable = slots.iter().all(|s| s.is_empty() || s.len() == n);
+        if pool.n_workers() == 0 || n < SPLIT_MIN_ELEMS || !sliceable {
+            let mut views: Vec<&mut [f32]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
+            (self.update)(param, self.grad, &mut views);
+            return Ok(());
+        }
+        // Several threads (candle's barrier pool, as its element-wise ops use): pieces of
+        // SPLIT_CHUNK elements, each updated by one thread; the update is element-wise, so
+        // the bits are those of one pass.
+        let param_at = param.as_mut_ptr() as usize;
+        let slot_at: Vec<(usize, usize)> = slots
+            .iter_mut()
+            .map(|s| (s.as_mut_ptr() as usize, s.len()))
+            .collect();
+        let grad = self.grad;
+        let update = self.update;
+        pool.execute_chunked(n.div_ceil(SPLIT_CHUNK), |units| {
+            let lo = units.start * SPLIT_CHUNK;
+            let hi = n.min(units.end * SPLIT_CHUNK);
+            // SAFETY: the ranges of different calls are disjoint, and param and the slots
+            // (borrowed mutably for this whole call) outlive it.
+            let p =
+                unsafe { std::slice::from_raw_parts_mut((param_at as *mut f32).add(lo), hi - lo) };
+            let mut views: Vec<&mut [f32]> = slot_at
+                .iter()
+                .map(|&(at, len)| {
+                    if len == 0 {
+                        &mut [][..]
+                    } else {
+                        // SAFETY: as above.
+                        unsafe { std::slice::from_raw_parts_mut((at as *mut f32).add(lo), hi - lo) }
+                    }
+                })
+                .collect();
+            update(p, &grad[lo..hi], &mut views);
+        });
         Ok(())
     }
 }

@@ -101,7 +101,7 @@ impl Rmsprop {
             let Some(g) = grads.get(v.var.as_tensor()) else {
                 continue;
             };
-            update_in_place(&v.var, g, bufs, &mut |p, g, bufs| {
+            update_in_place(&v.var, g, bufs, &|p, g, bufs| {
                 let (square_avg, rest) = match bufs.split_first_mut() {
                     Some(split) => split,
                     None => return,

@@ -84,7 +84,7 @@ impl Sgd {
             let Some(g) = grads.get(v.var.as_tensor()) else {
                 continue;
             };
-            update_in_place(&v.var, g, bufs, &mut |p, g, bufs| {
+            update_in_place(&v.var, g, bufs, &|p, g, bufs| {
                 let [buf] = bufs else { return };
                 for ((p, &g), buf) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
                     let mut d = g * scale + wd * *p;
