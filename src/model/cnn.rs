@@ -6,11 +6,12 @@
 //! ([`build_seeded`]); batch norm keeps its running statistics as variables of the
 //! model's `VarMap` ([`BatchNorm`]), so checkpoints hold and restore them exactly.
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarMap};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::conv::{conv2d_layer, conv2d_relu_max_pool2x2_layer, relu_max_pool2x2};
 use crate::model::dense::{linear, Activation};
 use crate::model::{
     build_seeded, dropout, layers_of_varmap, BatchNorm, ForwardCtx, LayerSummary, Model,
@@ -353,11 +354,19 @@ impl Model for Cnn {
     fn forward(&mut self, x: &Tensor, ctx: &mut ForwardCtx) -> Result<Tensor> {
         let mut h = as_images("cnn", x, self.input)?;
         for block in &self.blocks {
-            h = block.conv.forward(&h)?;
-            if let Some(bn) = &block.bn {
-                h = bn.forward(&h, ctx.train)?;
-            }
-            h = pool2x2(&h.relu()?, self.args.pool)?;
+            h = match (&block.bn, self.args.pool) {
+                (None, Pool::Max) => conv2d_relu_max_pool2x2_layer(&block.conv, &h)?,
+                (bn, pool) => {
+                    h = conv2d_layer(&block.conv, &h)?;
+                    if let Some(bn) = bn {
+                        h = bn.forward(&h, ctx.train)?;
+                    }
+                    match pool {
+                        Pool::Max => relu_max_pool2x2(&h)?,
+                        Pool::Avg => pool2x2(&h.relu()?, Pool::Avg)?,
+                    }
+                }
+            };
         }
         let p = self.args.dropout as f32;
         let mut h = dropout(&h.flatten_from(1)?, p, ctx)?;

@@ -5,6 +5,7 @@
 
 pub mod batch_norm;
 pub mod cnn;
+pub mod conv;
 pub mod dense;
 mod init;
 pub mod recurrent;

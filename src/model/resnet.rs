@@ -8,12 +8,13 @@
 //! come from the run's seeded stream ([`build_seeded`]); the batch norms' running
 //! statistics are variables of the model's `VarMap` ([`BatchNorm`]).
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::cnn::{as_images, image_shape};
+use crate::model::conv::conv2d_layer;
 use crate::model::dense::{linear, Activation};
 use crate::model::{build_seeded, layers_of_varmap, BatchNorm, ForwardCtx, LayerSummary, Model};
 use crate::rng::RngStream;
@@ -103,7 +104,7 @@ impl ConvBn {
         } else {
             x.clone()
         };
-        self.bn.forward(&self.conv.forward(&x)?, train)
+        self.bn.forward(&conv2d_layer(&self.conv, &x)?, train)
     }
 }
 
