@@ -37,6 +37,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Sh
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::matmul::{gemm_into, Dst, Operand};
 use crate::error::Result;
 
 /// Images whose kernel gradients are summed together before the groups are added in order:
@@ -474,112 +475,6 @@ fn with_data<R>(
         candle_core::bail!("conv2d: {what} is not on the CPU")
     };
     f(&row_major(storage, layout, what)?)
-}
-
-/// A row-major matrix operand of `rows x cols` at `data` with strides `(rs, cs)`.
-#[derive(Clone, Copy)]
-struct Operand<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a> Operand<'a> {
-    /// A contiguous row-major `rows x cols` matrix.
-    fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self {
-            data,
-            rows,
-            cols,
-            rs: cols,
-            cs: 1,
-        }
-    }
-
-    /// The transposed view (no copy).
-    fn t(self) -> Self {
-        Self {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-        }
-    }
-
-    /// One past the last element read.
-    fn span(&self) -> usize {
-        if self.rows == 0 || self.cols == 0 {
-            0
-        } else {
-            (self.rows - 1) * self.rs + (self.cols - 1) * self.cs + 1
-        }
-    }
-}
-
-/// How a gemm's destination is laid out.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Dst {
-    /// Row-major.
-    Rows,
-    /// Column-major: the transpose, row-major.
-    Cols,
-}
-
-/// `dst (+)= a·b` into the contiguous `dst` of `a.rows x b.cols`, laid out as `layout`;
-/// `accumulate` adds to what `dst` holds.
-fn gemm_into(
-    dst: &mut [f32],
-    layout: Dst,
-    a: Operand,
-    b: Operand,
-    accumulate: bool,
-    par: Parallelism,
-) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(k, b.rows, "conv2d: inner dimensions differ");
-    assert_eq!(dst.len(), m * n, "conv2d: destination size");
-    assert!(a.span() <= a.data.len() && b.span() <= b.data.len());
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst.fill(0.0);
-        }
-        return;
-    }
-    let (dst_rs, dst_cs) = match layout {
-        Dst::Rows => (n as isize, 1),
-        Dst::Cols => (1, m as isize),
-    };
-    // SAFETY: dst is m x n contiguous (row-major or column-major); a and b are read
-    // within the spans checked above; dst is a mutable borrow, so it aliases neither.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dst_cs,
-            dst_rs,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
 }
 
 /// The sum of `v` in a fixed order that the compiler can vectorise: 16 running sums over

@@ -17,8 +17,8 @@
 //! machine and thread count like every other op.
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
-use gemm::Parallelism;
 
+use super::matmul::{gemm_split_rows, Operand};
 use crate::error::Result;
 
 /// What follows the affine map.
@@ -66,158 +66,30 @@ struct Dense {
     act: Activation,
 }
 
-/// A 2-D f32 operand: its data from the layout's start and its (row, column) strides.
-#[derive(Clone, Copy)]
-struct Mat<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    rs: isize,
-    cs: isize,
-}
-
-impl<'a> Mat<'a> {
-    fn of(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<Self> {
-        let CpuStorage::F32(all) = storage else {
-            candle_core::bail!("dense: {what} is not f32")
-        };
-        let dims = layout.dims();
-        let stride = layout.stride();
-        let (rows, cols, rs, cs) = match dims.len() {
-            2 => (dims[0], dims[1], stride[0], stride[1]),
-            1 => (1, dims[0], 0, stride[0]),
-            n => candle_core::bail!("dense: {what} has rank {n}"),
-        };
-        Ok(Self {
-            data: &all[layout.start_offset()..],
-            rows,
-            cols,
-            rs: rs as isize,
-            cs: cs as isize,
-        })
-    }
-
-    /// Element (r, c).
-    fn at(&self, r: usize, c: usize) -> f32 {
-        self.data[r * self.rs as usize + c * self.cs as usize]
-    }
-
-    /// The data as one row-major slice, when it is laid out that way.
-    fn contiguous(&self) -> Option<&'a [f32]> {
-        let n = self.rows * self.cols;
-        let row_major = self.cs == 1 && (self.rs == self.cols as isize || self.rows <= 1);
-        (row_major && n <= self.data.len()).then(|| &self.data[..n])
-    }
-
-    /// A row-major copy.
-    fn to_rows(self) -> Vec<f32> {
-        match self.contiguous() {
-            Some(s) => s.to_vec(),
-            None => (0..self.rows)
-                .flat_map(|r| (0..self.cols).map(move |c| (r, c)))
-                .map(|(r, c)| self.at(r, c))
-                .collect(),
-        }
-    }
-
-    /// The transposed view (no copy).
-    fn t(&self) -> Mat<'a> {
-        Mat {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-        }
-    }
-}
-
-/// Below this many multiply-adds a product runs on the calling thread alone: waking the
-/// other threads costs more than they save.
-const SPLIT_MIN_MACS: usize = 1 << 20;
-
-/// `dst (+)= a·b` into a contiguous row-major `dst` of `a.rows x b.cols`; `accumulate` adds
-/// to what `dst` holds.
-///
-/// With more than one thread (candle's `CANDLE_NUM_THREADS`), the rows of `dst` are cut
-/// into one block per thread and each block is one single-threaded gemm on candle's
-/// barrier pool (the threads candle's element-wise ops already use): one wake-up per
-/// product, where gemm's own rayon split synchronises at every cache block and measured
-/// slower than one thread on the MNIST MLP. Each element is computed by one thread with a
-/// fixed order, so results are bitwise reproducible for a given thread count.
-fn gemm_into(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(k, b.rows, "dense: inner dimensions differ");
-    assert_eq!(dst.len(), m * n, "dense: destination size");
-    if m == 0 || n == 0 {
-        return;
-    }
-    // Bounds of the strided reads, checked once so the unsafe calls below stay in range.
-    let span = |x: &Mat| {
-        if x.rows == 0 || x.cols == 0 {
-            0
-        } else {
-            (x.rows - 1) * x.rs as usize + (x.cols - 1) * x.cs as usize + 1
-        }
+/// A 2-D (or 1-D, as one row) f32 operand of a custom op: its data from the layout's start
+/// and its strides.
+fn operand<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> candle_core::Result<Operand<'a>> {
+    let CpuStorage::F32(all) = storage else {
+        candle_core::bail!("dense: {what} is not f32")
     };
-    assert!(span(a) <= a.data.len() && span(b) <= b.data.len());
-    let pool = candle_core::utils::barrier_pool();
-    let parts = (pool.n_workers() + 1).min(m);
-    if parts <= 1 || m * n * k < SPLIT_MIN_MACS {
-        // SAFETY: the spans are checked above; dst is m x n.
-        unsafe { gemm_rows(dst, a, b, accumulate) };
-        return;
-    }
-    let rows = m.div_ceil(parts);
-    let dst_at = dst.as_mut_ptr() as usize;
-    pool.execute(|part| {
-        let r0 = part * rows;
-        if r0 >= m {
-            return;
-        }
-        let r1 = m.min(r0 + rows);
-        let block = Mat {
-            data: &a.data[r0 * a.rs as usize..],
-            rows: r1 - r0,
-            ..*a
-        };
-        // SAFETY: the parts write disjoint row ranges of dst, which outlives the call.
-        let dst = unsafe {
-            std::slice::from_raw_parts_mut((dst_at as *mut f32).add(r0 * n), (r1 - r0) * n)
-        };
-        // SAFETY: block's rows are a subset of a's, whose span is checked above.
-        unsafe { gemm_rows(dst, &block, b, accumulate) };
-    });
-}
-
-/// One single-threaded gemm: `dst (+)= a·b`, `dst` contiguous row-major.
-///
-/// # Safety
-/// `a` and `b` must be readable over their strided spans and `dst` must hold
-/// `a.rows x b.cols` elements, not aliasing either.
-unsafe fn gemm_rows(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst.as_mut_ptr(),
-        1,
-        n as isize,
-        accumulate,
-        a.data.as_ptr(),
-        a.cs,
-        a.rs,
-        b.data.as_ptr(),
-        b.cs,
-        b.rs,
-        1.0,
-        1.0,
-        false,
-        false,
-        false,
-        Parallelism::None,
-    )
+    let dims = layout.dims();
+    let stride = layout.stride();
+    let (rows, cols, rs, cs) = match dims.len() {
+        2 => (dims[0], dims[1], stride[0], stride[1]),
+        1 => (1, dims[0], 0, stride[0]),
+        n => candle_core::bail!("dense: {what} has rank {n}"),
+    };
+    Ok(Operand {
+        data: &all[layout.start_offset()..],
+        rows,
+        cols,
+        rs,
+        cs,
+    })
 }
 
 impl CustomOp3 for Dense {
@@ -234,9 +106,9 @@ impl CustomOp3 for Dense {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = Mat::of(xs, xl, "input")?;
-        let w = Mat::of(ws, wl, "weight")?;
-        let b = Mat::of(bs, bl, "bias")?;
+        let x = operand(xs, xl, "input")?;
+        let w = operand(ws, wl, "weight")?;
+        let b = operand(bs, bl, "bias")?;
         if w.cols != x.cols || b.cols != w.rows {
             candle_core::bail!(
                 "dense: input [{}, {}], weight [{}, {}] and bias [{}] do not fit",
@@ -253,7 +125,7 @@ impl CustomOp3 for Dense {
         for _ in 0..m {
             y.extend_from_slice(&bias);
         }
-        gemm_into(&mut y, &x, &w.t(), true);
+        gemm_split_rows(&mut y, x, w.t(), true);
         if self.act == Activation::Relu {
             y.iter_mut().for_each(|v| *v = v.max(0.0));
         }
@@ -277,14 +149,14 @@ impl CustomOp3 for Dense {
             let candle_core::Storage::Cpu(gs) = &*gs else {
                 candle_core::bail!("dense: gradient is not on the CPU")
             };
-            let g = Mat::of(gs, gl, "gradient")?;
+            let g = operand(gs, gl, "gradient")?;
             let mut gz = g.to_rows();
             if self.act == Activation::Relu {
                 let (ys, yl) = y.storage_and_layout();
                 let candle_core::Storage::Cpu(ys) = &*ys else {
                     candle_core::bail!("dense: output is not on the CPU")
                 };
-                let yv = Mat::of(ys, yl, "output")?;
+                let yv = operand(ys, yl, "output")?;
                 if let Some(yc) = yv.contiguous() {
                     gz.iter_mut()
                         .zip(yc)
@@ -299,22 +171,16 @@ impl CustomOp3 for Dense {
             }
             gz
         };
-        let gzm = Mat {
-            data: &gz,
-            rows: m,
-            cols: n,
-            rs: n as isize,
-            cs: 1,
-        };
+        let gzm = Operand::rows(&gz, m, n);
         let device = x.device();
         let grad_w = if w.track_op() {
             let (xs, xl) = x.storage_and_layout();
             let candle_core::Storage::Cpu(xs) = &*xs else {
                 candle_core::bail!("dense: input is not on the CPU")
             };
-            let xm = Mat::of(xs, xl, "input")?;
+            let xm = operand(xs, xl, "input")?;
             let mut gw = vec![0f32; n * k];
-            gemm_into(&mut gw, &gzm.t(), &xm, false);
+            gemm_split_rows(&mut gw, gzm.t(), xm, false);
             Some(Tensor::from_vec(gw, (n, k), device)?)
         } else {
             None
@@ -333,9 +199,9 @@ impl CustomOp3 for Dense {
             let candle_core::Storage::Cpu(ws) = &*ws else {
                 candle_core::bail!("dense: weight is not on the CPU")
             };
-            let wm = Mat::of(ws, wl, "weight")?;
+            let wm = operand(ws, wl, "weight")?;
             let mut gx = vec![0f32; m * k];
-            gemm_into(&mut gx, &gzm, &wm, false);
+            gemm_split_rows(&mut gx, gzm, wm, false);
             Some(Tensor::from_vec(gx, (m, k), device)?)
         } else {
             None

@@ -8,6 +8,7 @@ pub mod cnn;
 pub mod conv;
 pub mod dense;
 mod init;
+mod matmul;
 pub mod recurrent;
 pub mod resnet;
 mod summary;
