@@ -213,14 +213,8 @@ impl CustomOp3 for Dense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
-
-    fn randn(shape: &[usize], seed: u64) -> Tensor {
-        let mut rng = crate::rng::RngStream::with_stream(seed, 0);
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.uniform_f32() * 2.0 - 1.0).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::model::matmul::testing::randn;
+    use candle_core::Var;
 
     fn close(a: &Tensor, b: &Tensor) -> f32 {
         a.sub(b)

@@ -177,3 +177,17 @@ pub(super) fn gemm_split_rows(dst: &mut [f32], a: Operand, b: Operand, accumulat
         gemm_into(dst, Dst::Rows, block, b, accumulate, Parallelism::None);
     });
 }
+
+/// Inputs for the ops' tests.
+#[cfg(test)]
+pub(super) mod testing {
+    use candle_core::{Device, Tensor};
+
+    /// A CPU tensor of `shape` with values uniform in [-1, 1) from the seeded stream `seed`.
+    pub fn randn(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = crate::rng::RngStream::with_stream(seed, 0);
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.uniform_f32() * 2.0 - 1.0).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+}
