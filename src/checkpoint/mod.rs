@@ -29,7 +29,9 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, IoContext, Result};
 use crate::optim::NamedVar;
 mod meta;
+mod writer;
 pub use meta::{CheckpointMeta, FileDigest, RunInfo, SaveReason};
+pub use writer::{prepare, Extras, Prepared, Then, Writer};
 
 /// Version of the `state.bin` layout this build writes and reads.
 /// 2: the data cursor (trainer) and the loader state are apart; no `val_epoch`.
@@ -101,21 +103,6 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 
 fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir).and_then(|f| f.sync_all()).at(dir)
-}
-
-/// The safetensors encoding of named tensors, through candle's own `safetensors::View`
-/// implementation for `Tensor` (host copies, contiguous).
-fn safetensors_bytes(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
-    let host: Vec<(String, Tensor)> = tensors
-        .iter()
-        .map(|(n, t)| Ok((n.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
-        .collect::<Result<_>>()?;
-    safetensors::tensor::serialize(host.iter().map(|(n, t)| (n.as_str(), t)), None).map_err(|e| {
-        Error::Encode {
-            what: "checkpoint tensors".into(),
-            reason: e.to_string(),
-        }
-    })
 }
 
 /// Encodes `meta` as the bytes of `state.bin`.
@@ -275,25 +262,30 @@ pub fn save(
     run_dir: &Path,
     sequence: u64,
     meta: CheckpointMeta,
-    tensors: &CheckpointTensors,
-    extras: &dyn Fn(&Path, &CheckpointMeta) -> Result<()>,
+    tensors: CheckpointTensors,
+    extras: Extras,
 ) -> Result<PathBuf> {
-    let parent = run_dir.join(CHECKPOINTS_DIR);
-    save_as(
-        &parent,
-        &format!("ckpt-{sequence:06}"),
+    prepare(
+        &run_dir.join(CHECKPOINTS_DIR),
+        &numbered(sequence),
         meta,
         tensors,
         extras,
-    )
+    )?
+    .write()
+}
+
+/// The directory name of the `sequence`-th checkpoint: `ckpt-000007`.
+pub fn numbered(sequence: u64) -> String {
+    format!("ckpt-{sequence:06}")
 }
 
 /// Name of the directory holding the best checkpoint by key metric, in the run dir.
 pub const BEST_DIR: &str = "best";
 
-/// A function [`save_as`] calls with the checkpoint directory it writes: with `false`
-/// when the temporary directory is complete and synced, just before it is renamed into
-/// place, then with `true` once the rename is synced.
+/// A function [`Prepared::write`] calls with the checkpoint directory it writes: with
+/// `false` when the temporary directory is complete and synced, just before it is renamed
+/// into place, then with `true` once the rename is synced.
 pub type SaveHook = Box<dyn Fn(&Path, bool) + Send + Sync>;
 
 /// Test-only (see [`set_save_hook_for_tests`]); never set in normal use.
@@ -309,62 +301,16 @@ pub fn set_save_hook_for_tests(hook: SaveHook) -> bool {
     SAVE_HOOK.set(hook).is_ok()
 }
 
-/// Writes a checkpoint atomically as `parent/name`, replacing one that is there.
+/// Writes a checkpoint atomically as `parent/name`, replacing one that is there (see
+/// [`Prepared::write`]).
 pub fn save_as(
     parent: &Path,
     name: &str,
-    mut meta: CheckpointMeta,
-    tensors: &CheckpointTensors,
-    extras: &dyn Fn(&Path, &CheckpointMeta) -> Result<()>,
+    meta: CheckpointMeta,
+    tensors: CheckpointTensors,
+    extras: Extras,
 ) -> Result<PathBuf> {
-    fs::create_dir_all(parent).at(parent)?;
-    let final_dir = parent.join(name);
-    // Removed again if anything below fails; kept (and renamed) only when complete.
-    let tmp_dir = tempfile::Builder::new()
-        .prefix(&format!("{TMP_PREFIX}{name}-"))
-        .tempdir_in(parent)
-        .at(parent)?;
-    let tmp = tmp_dir.path().to_path_buf();
-    meta.files.clear();
-    for (file, list) in [
-        (MODEL_FILE, &tensors.model),
-        (OPTIMIZER_FILE, &tensors.optimizer),
-        (CARRIED_FILE, &tensors.carried),
-    ] {
-        let bytes = safetensors_bytes(list)?;
-        write_synced(&tmp.join(file), &bytes)?;
-        meta.files.push(FileDigest {
-            name: file.to_string(),
-            len: bytes.len() as u64,
-            sha256: sha256_hex(&bytes),
-        });
-    }
-    write_synced(&tmp.join(STATE_FILE), &encode_state(&meta)?)?;
-    if let Err(e) = extras(&tmp, &meta) {
-        log::warn!("{e}");
-    }
-    sync_dir(&tmp)?;
-    let tmp = tmp_dir.keep();
-    if let Some(hook) = SAVE_HOOK.get() {
-        hook(&final_dir, false);
-    }
-    if final_dir.exists() {
-        // `best/` is replaced on every improvement; a numbered checkpoint exists already
-        // only if an earlier session died after saving it but before recording the
-        // count. Either way the new one supersedes it; the old one is moved aside first
-        // so that a crash in between leaves one of the two complete.
-        let old = parent.join(format!("{TMP_PREFIX}old-{name}-{}", std::process::id()));
-        fs::rename(&final_dir, &old).at(&final_dir)?;
-        fs::rename(&tmp, &final_dir).at(&final_dir)?;
-        fs::remove_dir_all(&old).at(&old)?;
-    } else {
-        fs::rename(&tmp, &final_dir).at(&final_dir)?;
-    }
-    sync_dir(parent)?;
-    if let Some(hook) = SAVE_HOOK.get() {
-        hook(&final_dir, true);
-    }
-    Ok(final_dir)
+    prepare(parent, name, meta, tensors, extras)?.write()
 }
 
 /// Deletes all but the newest `keep` checkpoints, and leftovers of interrupted saves.

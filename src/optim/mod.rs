@@ -137,6 +137,9 @@ pub trait TrainOptimizer: Send {
     /// The variables it updates, in the order of its buffers.
     fn vars(&self) -> &[NamedVar];
     /// Every state buffer as a named tensor, plus the step count, for `optimizer.safetensors`.
+    /// The tensors must be copies that later updates leave alone (not handles to buffers
+    /// updated in place): a checkpoint may be written from them on another thread while
+    /// training goes on.
     fn state_tensors(&self) -> Result<Vec<(String, Tensor)>>;
     /// Restores what `state_tensors` exported; names and shapes must match.
     fn load_state_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()>;

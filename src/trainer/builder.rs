@@ -350,6 +350,7 @@ impl TrainerBuilder {
             callback_error: None,
             saved_at: None,
             last_checkpoint: None,
+            saves: Default::default(),
             clock: Instant::now(),
             run_lock: None,
             transforms: self.transforms,

@@ -105,6 +105,13 @@ pub struct TrainConfig {
     /// Render `report.png` into every checkpoint and into the run directory when a
     /// session ends (default on).
     pub report: bool,
+    /// Write periodic and `best/` checkpoints on a background thread (default on): the
+    /// training thread only copies their contents and goes on, at most two saves are in
+    /// flight, and a failed one stops the run at the next transition. Saves at an
+    /// interrupt, a stop, the end or on request are always complete when they return, and
+    /// `fit` returns only once every save has landed. Turn it off when a `Save`-stage
+    /// callback reads the checkpoint's files.
+    pub save_in_background: bool,
 }
 
 impl Default for TrainConfig {
@@ -125,6 +132,7 @@ impl Default for TrainConfig {
             max_steps: None,
             max_time: None,
             report: true,
+            save_in_background: true,
         }
     }
 }

@@ -50,15 +50,32 @@ impl Trainer {
     /// Holds the run directory's lock ([`RunLock`](super::RunLock)) until it returns (or
     /// trains under the one given to [`hold_run_lock`](Self::hold_run_lock)): a second
     /// trainer on the same directory, in this process or another, is refused.
+    ///
+    /// Returns once every checkpoint it wrote has landed, background ones included (see
+    /// `TrainConfig::save_in_background`); a background save that failed is its error.
     pub fn fit(&mut self) -> Result<Outcome> {
         let held = self
             .run_lock
             .as_ref()
             .is_some_and(|l| l.is_for(&self.config.run_dir));
+        // Held until the last background save has landed too.
         let _lock = match held {
             true => None,
             false => Some(super::RunLock::acquire(&self.config.run_dir)?),
         };
+        // Saves queued before (`queue_checkpoint`) land before `clean_stale` looks for
+        // what killed sessions left.
+        self.wait_for_saves()?;
+        let outcome = self.fit_session();
+        let landed = self.wait_for_saves();
+        match (outcome, landed) {
+            (Ok(outcome), Ok(())) => Ok(outcome),
+            (Ok(_), Err(e)) | (Err(e), _) => Err(e),
+        }
+    }
+
+    /// `fit` under the run lock, until it returns; background saves may still be landing.
+    fn fit_session(&mut self) -> Result<Outcome> {
         self.check_callback_states()?;
         // What killed sessions left behind goes before anything is written.
         if let Err(e) = crate::checkpoint::clean_stale(&self.config.run_dir) {
@@ -93,6 +110,8 @@ impl Trainer {
                 self.interrupt.clear();
                 return Ok(Outcome::Interrupted { checkpoint });
             }
+            // A background save that failed stops the run here, one transition later.
+            self.poll_saves()?;
             self.control = Control::default();
             if let Err(e) = self.advance() {
                 return Err(self.checkpoint_if_data_changed(e));

@@ -112,6 +112,9 @@ pub struct Trainer {
     /// Position of the last checkpoint, to not save twice at one position.
     saved_at: Option<persist::Position>,
     last_checkpoint: Option<PathBuf>,
+    /// Writes periodic and `best/` checkpoints in the background (declared before
+    /// `run_lock`: a dropped trainer lets its saves land before it lets the lock go).
+    saves: crate::checkpoint::Writer,
     /// Time of the last wall-clock bookkeeping.
     clock: Instant,
     /// The run directory's lock, when the caller took it before building the trainer

@@ -25,9 +25,19 @@ impl Trainer {
         self.save_checkpoint_because(SaveReason::Requested)
     }
 
+    /// Like [`save_checkpoint`](Self::save_checkpoint), but written on the background
+    /// thread as a periodic one is: returns as soon as the contents are copied, with the
+    /// directory the checkpoint lands in. It has landed when
+    /// [`wait_for_saves`](Self::wait_for_saves) or the next `fit` returns.
+    pub fn queue_checkpoint(&mut self) -> Result<PathBuf> {
+        self.save_numbered(SaveReason::Requested, true)
+    }
+
     /// Loads model, optimizer, state and callback state from a checkpoint (or the newest
     /// good one of a run directory) into this trainer; returns the checkpoint's directory.
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<PathBuf> {
+        // Its own saves in flight land first: the newest may be one of them.
+        self.saves.wait()?;
         let ckpt = checkpoint::load_latest(path.as_ref())?;
         let dir = ckpt.dir.clone();
         self.apply_checkpoint(ckpt)?;
@@ -51,8 +61,16 @@ impl Trainer {
 
     /// Saves a checkpoint unless one was already written at exactly this position.
     pub(super) fn checkpoint_if_new(&mut self, reason: SaveReason) -> Result<PathBuf> {
+        // The last one may still be on its way to disk.
+        if !self.in_background(reason) {
+            self.saves.wait()?;
+        }
         match (&self.saved_at, &self.last_checkpoint) {
-            (Some(at), Some(path)) if *at == self.position() && path.exists() => Ok(path.clone()),
+            (Some(at), Some(path))
+                if *at == self.position() && (path.exists() || self.saves.busy()) =>
+            {
+                Ok(path.clone())
+            }
             _ => self.save_checkpoint_because(reason),
         }
     }
@@ -90,8 +108,10 @@ impl Trainer {
         }
     }
 
-    /// Everything a checkpoint holds, as of now. The model's weights are taken from the
-    /// model's own variables (frozen ones included), not from the optimizer's.
+    /// Everything a checkpoint holds, as of now: copies, which the checkpoint writer may
+    /// read after the run has gone on (see [`checkpoint::prepare`]). The model's weights
+    /// are taken from the model's own variables (frozen ones included), not from the
+    /// optimizer's.
     fn checkpoint_contents(
         &mut self,
         reason: SaveReason,
@@ -101,12 +121,20 @@ impl Trainer {
         let model: Vec<(String, Tensor)> = self
             .model_vars
             .iter()
-            .map(|v| (v.name.clone(), v.var.as_tensor().clone()))
-            .collect();
+            .map(|v| Ok((v.name.clone(), v.var.as_tensor().copy()?)))
+            .collect::<Result<_>>()?;
+        // Exported afresh from the optimizer's own buffers: copies already.
+        let optimizer = self.optimizer.state_tensors()?;
+        let carried = self
+            .model
+            .carried_state()?
+            .into_iter()
+            .map(|(n, t)| Ok((n, t.copy()?)))
+            .collect::<Result<_>>()?;
         let tensors = CheckpointTensors {
             model,
-            optimizer: self.optimizer.state_tensors()?,
-            carried: self.model.carried_state()?,
+            optimizer,
+            carried,
         };
         let mut callbacks: Vec<(String, String)> = self
             .callbacks
@@ -138,9 +166,9 @@ impl Trainer {
     }
 
     /// Writes `report.png` into a checkpoint directory before it is renamed into place.
-    fn report_extras(&self) -> impl Fn(&Path, &CheckpointMeta) -> Result<()> {
+    fn report_extras(&self) -> checkpoint::Extras {
         let with_report = self.config.report;
-        move |dir: &Path, meta: &CheckpointMeta| -> Result<()> {
+        Box::new(move |dir: &Path, meta: &CheckpointMeta| -> Result<()> {
             if with_report {
                 render_state_report(
                     &meta.state,
@@ -150,32 +178,77 @@ impl Trainer {
                 )?;
             }
             Ok(())
+        })
+    }
+
+    /// Whether a save for `reason` goes to the background writer: periodic and `best/`
+    /// saves, unless `save_in_background` is off. The others are where a session may end
+    /// (or a caller asked), so they are complete when they return.
+    fn in_background(&self, reason: SaveReason) -> bool {
+        self.config.save_in_background && matches!(reason, SaveReason::Periodic | SaveReason::Best)
+    }
+
+    /// Writes the checkpoint `name` under `parent`: in the background (see
+    /// [`in_background`](Self::in_background)) or now, after every earlier save has landed.
+    /// `then` runs once it has landed.
+    fn write_checkpoint(
+        &mut self,
+        reason: SaveReason,
+        background: bool,
+        parent: &Path,
+        name: &str,
+        then: Option<checkpoint::Then>,
+    ) -> Result<PathBuf> {
+        let (meta, tensors) = self.checkpoint_contents(reason)?;
+        let save = checkpoint::prepare(parent, name, meta, tensors, self.report_extras())?;
+        let dir = save.dir();
+        if background {
+            self.saves.submit(save, then)?;
+        } else {
+            self.saves.wait()?;
+            save.write()?;
+            if let Some(then) = then {
+                then()?;
+            }
         }
+        Ok(dir)
+    }
+
+    /// Waits for the checkpoints being written in the background; the first failure
+    /// among them is returned.
+    pub fn wait_for_saves(&mut self) -> Result<()> {
+        self.saves.wait()
+    }
+
+    /// Hands back the failure of a background save that has ended, without waiting.
+    pub(super) fn poll_saves(&mut self) -> Result<()> {
+        self.saves.poll()
     }
 
     pub(super) fn save_checkpoint_because(&mut self, reason: SaveReason) -> Result<PathBuf> {
+        self.save_numbered(reason, self.in_background(reason))
+    }
+
+    fn save_numbered(&mut self, reason: SaveReason, background: bool) -> Result<PathBuf> {
         let started = Instant::now();
         let sequence = self.state.checkpoints_saved + 1;
         self.state.checkpoints_saved = sequence;
-        let saved = self
-            .checkpoint_contents(reason)
-            .and_then(|(meta, tensors)| {
-                checkpoint::save(
-                    &self.config.run_dir,
-                    sequence,
-                    meta,
-                    &tensors,
-                    &self.report_extras(),
-                )
-            });
-        let dir = match saved {
+        let parent = self.config.run_dir.join(checkpoint::CHECKPOINTS_DIR);
+        let (run_dir, keep) = (self.config.run_dir.clone(), self.config.keep_last);
+        let prune: checkpoint::Then = Box::new(move || checkpoint::prune(&run_dir, keep));
+        let dir = match self.write_checkpoint(
+            reason,
+            background,
+            &parent,
+            &checkpoint::numbered(sequence),
+            Some(prune),
+        ) {
             Ok(dir) => dir,
             Err(e) => {
                 self.state.checkpoints_saved -= 1;
                 return Err(e);
             }
         };
-        checkpoint::prune(&self.config.run_dir, self.config.keep_last)?;
         self.saved_at = Some(self.position());
         self.last_checkpoint = Some(dir.clone());
         self.state.time.checkpoint_secs += started.elapsed().as_secs_f64();
@@ -186,13 +259,13 @@ impl Trainer {
     /// Replaces `RUN_DIR/best/` with the run as it stands now (after a new best).
     pub(super) fn save_best(&mut self) -> Result<PathBuf> {
         let started = Instant::now();
-        let (meta, tensors) = self.checkpoint_contents(SaveReason::Best)?;
-        let dir = checkpoint::save_as(
-            &self.config.run_dir,
+        let parent = self.config.run_dir.clone();
+        let dir = self.write_checkpoint(
+            SaveReason::Best,
+            self.in_background(SaveReason::Best),
+            &parent,
             checkpoint::BEST_DIR,
-            meta,
-            &tensors,
-            &self.report_extras(),
+            None,
         )?;
         self.state.time.checkpoint_secs += started.elapsed().as_secs_f64();
         Ok(dir)

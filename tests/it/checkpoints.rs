@@ -678,3 +678,105 @@ fn inspect_and_resume_accept_and_refuse_the_same_edited_state() {
         "{inspected}"
     );
 }
+
+/// Every checkpoint of a run as (name, state without wall times, tensor file bytes).
+fn all_checkpoints(run: &Path) -> Vec<(String, Vec<u8>, Vec<Vec<u8>>)> {
+    let mut dirs = checkpoint::list(run).unwrap();
+    dirs.push(run.join(checkpoint::BEST_DIR));
+    dirs.iter()
+        .map(|d| {
+            let state = checkpoint::load(d).unwrap().meta.state;
+            let files = [MODEL_FILE, OPTIMIZER_FILE, checkpoint::CARRIED_FILE]
+                .iter()
+                .map(|f| std::fs::read(d.join(f)).unwrap())
+                .collect();
+            let name = d.file_name().unwrap().to_string_lossy().into_owned();
+            (name, state_bytes(&state), files)
+        })
+        .collect()
+}
+
+/// Periodic and `best/` checkpoints written on the background thread hold bitwise what
+/// the same saves written on the training thread hold, every one of them, while the run
+/// goes on changing the weights in place right after each save.
+#[test]
+fn background_saves_hold_the_same_bits_as_saves_on_the_training_thread() {
+    let mut runs = Vec::new();
+    for background in [true, false] {
+        let run = scratch(&format!("ckpt-background-{background}"));
+        let mut job = small_job(&run);
+        job.train.checkpoint_every = Every::Batches(3);
+        job.train.keep_last = 100;
+        job.train.save_in_background = background;
+        let mut trainer = job.build_trainer().unwrap();
+        assert_eq!(trainer.fit().unwrap(), Outcome::Finished);
+        runs.push(all_checkpoints(&run));
+    }
+    assert!(runs[0].len() > 10, "{} checkpoints", runs[0].len());
+    assert_eq!(runs[0].len(), runs[1].len());
+    for (a, b) in runs[0].iter().zip(&runs[1]) {
+        assert_eq!(a.0, b.0);
+        assert!(a == b, "{} differs", a.0);
+    }
+}
+
+/// `queue_checkpoint` returns before the checkpoint has landed, with its directory; it
+/// holds the run as it stood then, not as it is when written.
+#[test]
+fn a_queued_checkpoint_holds_the_run_as_it_stood_when_queued() {
+    let run = scratch("ckpt-queued");
+    let mut job = small_job(&run);
+    job.train.epochs = 1;
+    let mut trainer = job.build_trainer().unwrap();
+    trainer.fit().unwrap();
+    let queued = trainer.queue_checkpoint().unwrap();
+    let at_queue = state_bytes(&trainer.state);
+    // Training on changes the weights and the state in place at once.
+    trainer.config.epochs = 2;
+    trainer.fit().unwrap();
+    let landed = checkpoint::load(&queued).unwrap();
+    assert_eq!(state_bytes(&landed.meta.state), at_queue);
+    // The same run saved on the training thread at that point.
+    let other = scratch("ckpt-queued-sync");
+    let mut job = small_job(&other);
+    job.train.epochs = 1;
+    let mut reference = job.build_trainer().unwrap();
+    reference.fit().unwrap();
+    let sync = reference.save_checkpoint().unwrap();
+    for f in [MODEL_FILE, OPTIMIZER_FILE] {
+        assert_eq!(
+            std::fs::read(queued.join(f)).unwrap(),
+            std::fs::read(sync.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
+/// A background save that fails stops the run with an error naming the path, and `fit`
+/// returns no earlier than the save's end; the run directory keeps no half checkpoint.
+#[test]
+fn a_failed_background_save_stops_the_run_with_its_error() {
+    let run = scratch("ckpt-background-fails");
+    let mut job = small_job(&run);
+    job.train.checkpoint_every = Every::Batches(3);
+    std::fs::create_dir_all(&run).unwrap();
+    // `checkpoints` is a file: no checkpoint can be written.
+    std::fs::write(run.join(checkpoint::CHECKPOINTS_DIR), b"in the way").unwrap();
+    let mut trainer = job.build_trainer().unwrap();
+    let e = err_of(trainer.fit(), "fit with checkpoints/ a file").to_string();
+    assert!(
+        e.contains(&format!("{}", run.join("checkpoints").display())),
+        "{e}"
+    );
+    // The first save (batch 3) fails; the run goes on at most until it has landed, not
+    // to its end (2 epochs of 1797 * 0.8 / 64 batches).
+    assert!(
+        (3..40).contains(&trainer.state.batches_fit),
+        "stopped at batch {}",
+        trainer.state.batches_fit
+    );
+    assert_eq!(
+        std::fs::read(run.join(checkpoint::CHECKPOINTS_DIR)).unwrap(),
+        b"in the way"
+    );
+}
