@@ -10,10 +10,6 @@ use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use deeptrain::model::conv::{conv2d, conv2d_relu_max_pool2x2, relu_max_pool2x2};
 
-/// The `deeptrain` binary's allocator, so that allocations cost what they cost in training.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const BATCH: usize = 128;
 
 /// Deterministic values in [-0.5, 0.5).
@@ -88,6 +84,9 @@ impl CustomOp1 for Probe {
 }
 
 fn conv_blocks(c: &mut Criterion) {
+    // The `deeptrain` binary's malloc settings, so that allocations cost what they cost
+    // in training.
+    deeptrain::cli::tune_allocator();
     for (i, block) in [(1, 16, 28), (16, 32, 14)].into_iter().enumerate() {
         let tracked = i > 0;
         let (x, w, b, probe) = setup(block, tracked);

@@ -5,6 +5,8 @@
 //! `crate::console`, which survives a closed stdout), installs the signal handler and
 //! picks exit codes; `src/main.rs` only calls [`main`].
 
+mod allocator;
+pub use allocator::tune_allocator;
 mod data;
 mod evaluate;
 mod export;
@@ -97,6 +99,7 @@ pub fn main() -> i32 {
 /// jobs that name them, and `my-trainer list` shows them. See
 /// `examples/custom_components.rs`.
 pub fn main_with(registry: Registry) -> i32 {
+    tune_allocator();
     init_logging();
     run_with(std::env::args_os(), &registry)
 }
