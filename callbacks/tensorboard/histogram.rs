@@ -43,6 +43,40 @@ fn default_bucket_limits() -> &'static [f64] {
     })
 }
 
+/// Where [`bucket_index`] starts and ends its search, by an f32's biased exponent `e`:
+/// `(pos, neg)`, with `pos[e]` the bucket of `2^(e-127)` and `neg[e]` that of `-2^(e-127)`
+/// (`e = 0`: of 0). Every f32 of exponent `e` lies between two neighbouring entries, and
+/// the bucket of a value grows with it, so its bucket lies between theirs: about 8 limits
+/// apart (an octave of 10% buckets) instead of all ~1,500.
+fn exponent_table() -> &'static (Vec<usize>, Vec<usize>) {
+    static TABLE: OnceLock<(Vec<usize>, Vec<usize>)> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let limits = default_bucket_limits();
+        let at = |x: f64| limits.partition_point(|&l| l <= x);
+        let power = |e: i32| if e == 0 { 0.0 } else { 2f64.powi(e - 127) };
+        let pos = (0..=255).map(|e| at(power(e))).collect();
+        let neg = (0..=255).map(|e| at(-power(e))).collect();
+        (pos, neg)
+    })
+}
+
+/// The bucket of a finite `v`: `limits.partition_point(|l| l <= v)` (upper bound, as in
+/// TF), searched only between the entries of [`exponent_table`] around `v` (the bucket
+/// search was most of a histogram's cost).
+fn bucket_index(limits: &[f64], v: f32) -> usize {
+    let (pos, neg) = exponent_table();
+    let bits = v.to_bits();
+    // At most 254 for a finite value, so `e + 1` is in the table.
+    let e = ((bits >> 23) & 0xff) as usize;
+    // |v| is in [2^(e-127), 2^(e-126)) (from 0 when e = 0).
+    let (lo, hi) = match bits >> 31 {
+        0 => (pos[e], pos[e + 1]),
+        _ => (neg[e + 1], neg[e]),
+    };
+    let x = f64::from(v);
+    lo + limits[lo..hi.min(limits.len())].partition_point(|&l| l <= x)
+}
+
 impl Histogram {
     /// Builds a histogram on TensorFlow's default exponential buckets (see
     /// `default_bucket_limits`): interior runs of empty buckets are collapsed
@@ -63,7 +97,7 @@ impl Histogram {
             }
             let x = f64::from(v);
             // upper_bound, as in TF: bucket i holds [limit[i-1], limit[i]).
-            let idx = limits.partition_point(|&l| l <= x).min(limits.len() - 1);
+            let idx = bucket_index(limits, v).min(limits.len() - 1);
             counts[idx] += 1.0;
             min = min.min(x);
             max = max.max(x);
@@ -139,5 +173,40 @@ mod tests {
         // No empty buckets at either end (see `from_values`).
         let h = Histogram::from_values(&[0.5; 3]);
         assert_eq!(h.bucket, vec![3.0]);
+    }
+
+    /// The narrowed search finds the bucket the full one does, for every kind of f32:
+    /// both signs, zeros, subnormals, the limits themselves and their neighbours, powers
+    /// of two and a sweep of exponents.
+    #[test]
+    fn bucket_index_is_the_full_searchs_bucket() {
+        let limits = default_bucket_limits();
+        let full = |v: f32| limits.partition_point(|&l| l <= f64::from(v));
+        let mut values = vec![0.0f32, -0.0, f32::MIN_POSITIVE, f32::MAX, f32::MIN];
+        values.push(f32::from_bits(1));
+        values.push(-f32::from_bits(1));
+        for &l in limits {
+            let l = l as f32;
+            if l.is_finite() {
+                values.extend([l, l.next_up(), l.next_down()]);
+            }
+        }
+        for e in -149..128 {
+            let p = 2f32.powi(e);
+            values.extend([p, -p, p.next_up(), -p.next_down(), p * 1.37, -p * 1.91]);
+        }
+        let mut state = 0x9e37_79b9u32;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            values.push(f32::from_bits(state));
+        }
+        let mut checked = 0;
+        for v in values.into_iter().filter(|v| v.is_finite()) {
+            assert_eq!(bucket_index(limits, v), full(v), "{v:e}");
+            checked += 1;
+        }
+        assert!(checked > 150_000, "{checked}");
     }
 }
