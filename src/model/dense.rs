@@ -18,6 +18,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
+use super::cpu_op::with_storage;
 use super::matmul::{gemm_split_rows, Operand};
 use crate::error::Result;
 
@@ -74,14 +75,14 @@ fn operand<'a>(
     what: &str,
 ) -> candle_core::Result<Operand<'a>> {
     let CpuStorage::F32(all) = storage else {
-        candle_core::bail!("dense: {what} is not f32")
+        candle_core::bail!("{what} is not f32")
     };
     let dims = layout.dims();
     let stride = layout.stride();
     let (rows, cols, rs, cs) = match dims.len() {
         2 => (dims[0], dims[1], stride[0], stride[1]),
         1 => (1, dims[0], 0, stride[0]),
-        n => candle_core::bail!("dense: {what} has rank {n}"),
+        n => candle_core::bail!("{what} has rank {n}"),
     };
     Ok(Operand {
         data: &all[layout.start_offset()..],
@@ -90,6 +91,15 @@ fn operand<'a>(
         rs,
         cs,
     })
+}
+
+/// [`operand`] for a tensor (in the backward pass), handed to `f`.
+fn with_operand<R>(
+    t: &Tensor,
+    what: &str,
+    f: impl FnOnce(Operand) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    with_storage(t, what, |s, l| f(operand(s, l, what)?))
 }
 
 impl CustomOp3 for Dense {
@@ -106,9 +116,9 @@ impl CustomOp3 for Dense {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = operand(xs, xl, "input")?;
-        let w = operand(ws, wl, "weight")?;
-        let b = operand(bs, bl, "bias")?;
+        let x = operand(xs, xl, "dense: input")?;
+        let w = operand(ws, wl, "dense: weight")?;
+        let b = operand(bs, bl, "dense: bias")?;
         if w.cols != x.cols || b.cols != w.rows {
             candle_core::bail!(
                 "dense: input [{}, {}], weight [{}, {}] and bias [{}] do not fit",
@@ -143,20 +153,10 @@ impl CustomOp3 for Dense {
         let (m, n) = grad.dims2()?;
         let k = x.dim(1)?;
         // dL/d(pre-activation), contiguous [m, n].
-        let gz: Vec<f32> = {
-            let grad = grad.to_dtype(DType::F32)?;
-            let (gs, gl) = grad.storage_and_layout();
-            let candle_core::Storage::Cpu(gs) = &*gs else {
-                candle_core::bail!("dense: gradient is not on the CPU")
-            };
-            let g = operand(gs, gl, "gradient")?;
-            let mut gz = g.to_rows();
-            if self.act == Activation::Relu {
-                let (ys, yl) = y.storage_and_layout();
-                let candle_core::Storage::Cpu(ys) = &*ys else {
-                    candle_core::bail!("dense: output is not on the CPU")
-                };
-                let yv = operand(ys, yl, "output")?;
+        let grad = grad.to_dtype(DType::F32)?;
+        let mut gz = with_operand(&grad, "dense: gradient", |g| Ok(g.to_rows()))?;
+        if self.act == Activation::Relu {
+            with_operand(y, "dense: output", |yv| {
                 if let Some(yc) = yv.contiguous() {
                     gz.iter_mut()
                         .zip(yc)
@@ -168,19 +168,17 @@ impl CustomOp3 for Dense {
                         }
                     }
                 }
-            }
-            gz
-        };
+                Ok(())
+            })?;
+        }
         let gzm = Operand::rows(&gz, m, n);
         let device = x.device();
         let grad_w = if w.track_op() {
-            let (xs, xl) = x.storage_and_layout();
-            let candle_core::Storage::Cpu(xs) = &*xs else {
-                candle_core::bail!("dense: input is not on the CPU")
-            };
-            let xm = operand(xs, xl, "input")?;
             let mut gw = vec![0f32; n * k];
-            gemm_split_rows(&mut gw, gzm.t(), xm, false);
+            with_operand(x, "dense: input", |xm| {
+                gemm_split_rows(&mut gw, gzm.t(), xm, false);
+                Ok(())
+            })?;
             Some(Tensor::from_vec(gw, (n, k), device)?)
         } else {
             None
@@ -195,13 +193,11 @@ impl CustomOp3 for Dense {
             None
         };
         let grad_x = if x.track_op() {
-            let (ws, wl) = w.storage_and_layout();
-            let candle_core::Storage::Cpu(ws) = &*ws else {
-                candle_core::bail!("dense: weight is not on the CPU")
-            };
-            let wm = operand(ws, wl, "weight")?;
             let mut gx = vec![0f32; m * k];
-            gemm_split_rows(&mut gx, gzm, wm, false);
+            with_operand(w, "dense: weight", |wm| {
+                gemm_split_rows(&mut gx, gzm, wm, false);
+                Ok(())
+            })?;
             Some(Tensor::from_vec(gx, (m, k), device)?)
         } else {
             None

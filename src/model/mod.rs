@@ -6,9 +6,11 @@
 pub mod batch_norm;
 pub mod cnn;
 pub mod conv;
+mod cpu_op;
 pub mod dense;
 mod init;
 mod matmul;
+pub mod pool;
 pub mod recurrent;
 pub mod resnet;
 mod summary;
