@@ -38,6 +38,7 @@ use super::cpu_op::{each_chunk, images_in_parallel, row_major, threads, with_dat
 use super::matmul::{gemm_into, Dst, Operand};
 pub use super::pool::relu_max_pool2x2;
 use super::pool::{pool_planes, unpool_planes, Codes};
+use super::simd;
 use crate::error::Result;
 
 /// Images whose kernel gradients are summed together before the groups are added in order:
@@ -223,8 +224,18 @@ impl Geometry {
 
     /// The adjoint of [`im2col`](Self::im2col): adds each column value back to the input
     /// pixel it was read from, into `gx` `[C, H, W]`, in a fixed order.
-    /// `cols` is scratch: the values that were read from padding are overwritten.
+    /// `cols` is scratch: the values that were read from padding are overwritten. Compiled
+    /// for the CPU's widest vectors (`simd::dispatch`: the same additions, so the same bits).
     fn col2im(&self, cols: &mut [f32], gx: &mut [f32]) {
+        simd::dispatch(
+            #[inline(always)]
+            || self.scatter(cols, gx),
+        )
+    }
+
+    /// [`col2im`](Self::col2im), to be inlined where it is compiled.
+    #[inline(always)]
+    fn scatter(&self, cols: &mut [f32], gx: &mut [f32]) {
         let (hw, px) = (self.h * self.w, self.pixels());
         let mut rows = cols.chunks_exact_mut(px);
         for c in 0..self.c {
@@ -384,8 +395,18 @@ struct Conv {
 }
 
 /// The sum of `v` in a fixed order that the compiler can vectorise: 16 running sums over
-/// the 16 lanes, added pairwise at the end, then the tail.
+/// the 16 lanes, added pairwise at the end, then the tail. Compiled for the CPU's widest
+/// vectors (`simd::dispatch`: the same order, so the same bits).
 fn sum(v: &[f32]) -> f32 {
+    simd::dispatch(
+        #[inline(always)]
+        || sum_lanes(v),
+    )
+}
+
+/// [`sum`], to be inlined where it is compiled.
+#[inline(always)]
+fn sum_lanes(v: &[f32]) -> f32 {
     const LANES: usize = 16;
     let mut acc = [0f32; LANES];
     let chunks = v.chunks_exact(LANES);
@@ -745,6 +766,7 @@ impl CustomOp3 for Conv {
 mod tests {
     use super::*;
     use crate::model::matmul::testing::{bits, randn};
+    use crate::model::simd::testing::assert_levels_agree;
     use candle_core::Var;
 
     /// max |a - b| / max(max |b|, 1e-3): the error relative to the reference's scale.
@@ -896,6 +918,40 @@ mod tests {
             ]
         };
         assert_eq!(run(), run());
+    }
+
+    /// The convolution, alone and fused with the pooling, forward and every gradient, gives
+    /// the same bits at every SIMD level the CPU has as compiled for the baseline (its
+    /// col2im, its bias gradient's sum, the pooling), on one thread and shared by images.
+    #[test]
+    fn ops_are_bitwise_the_same_at_every_simd_level() {
+        let cases: [Case; 4] = [
+            (1, 3, 9, 9, 4, 3, 1, 1, 1, true),
+            (3, 2, 11, 10, 5, 3, 1, 2, 1, true),
+            (5, 3, 14, 14, 6, 3, 1, 1, 1, true),
+            (2, 2, 8, 8, 3, 5, 2, 1, 2, true),
+        ];
+        for case in cases {
+            let (n, c, h, w, o, k, pad, stride, dil, _) = case;
+            for pooled in [false, true] {
+                let run = || {
+                    let wv = Var::from_tensor(&randn(&[o, c, k, k], 80)).unwrap();
+                    let bv = Var::from_tensor(&randn(&[o], 81)).unwrap();
+                    let xv = Var::from_tensor(&randn(&[n, c, h, w], 82)).unwrap();
+                    let y = if pooled {
+                        conv2d_relu_max_pool2x2(&xv, &wv, Some(&bv), pad, stride, dil)
+                    } else {
+                        conv2d(&xv, &wv, Some(&bv), pad, stride, dil)
+                    };
+                    let y = y.unwrap();
+                    let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                    let grads = [&wv, &bv, &xv].map(|v| bits(g.get(v).unwrap()));
+                    (bits(&y), grads)
+                };
+                let what = format!("{case:?}, pooled: {pooled}");
+                assert_levels_agree(&what, run, |a, b| a == b);
+            }
+        }
     }
 
     /// The fused convolution + ReLU + pooling gives the unfused ops' bits, forward and every

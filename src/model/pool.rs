@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 
 use super::cpu_op::{each_chunk, images_in_parallel, row_major, with_data};
+use super::simd;
 use crate::error::Result;
 
 /// `max_pool2d(relu(x), 2)` for `x: [N, C, H, W]`, an odd last row or column dropped first
@@ -82,6 +83,7 @@ impl Codes {
 }
 
 /// ReLU as candle computes it on this CPU: `-0.0` and NaN give `+0.0`.
+#[inline(always)]
 fn relu(v: f32) -> f32 {
     if v > 0.0 {
         v
@@ -117,6 +119,7 @@ const BLOCK: usize = 4;
 /// The starts of the `BLOCK`-window blocks covering `0..wo` (for `wo >= BLOCK`): the last
 /// block ends at `wo`, overlapping the one before (recomputing a window writes the same
 /// values), so rows of 7 or 14 windows need no scalar tail.
+#[inline(always)]
 fn blocks(wo: usize) -> impl Iterator<Item = usize> {
     (0..wo - BLOCK)
         .step_by(BLOCK)
@@ -124,7 +127,8 @@ fn blocks(wo: usize) -> impl Iterator<Item = usize> {
 }
 
 /// ReLU + 2x2 max pooling of `planes` planes of `h x w` (`x`) into `out` (`planes` planes of
-/// `h/2 x w/2`), with the windows' codes into `codes` unless it is empty.
+/// `h/2 x w/2`), with the windows' codes into `codes` unless it is empty. Compiled for the
+/// CPU's widest vectors (`simd::dispatch`: the same operations, so the same bits).
 pub(super) fn pool_planes(
     x: &[f32],
     planes: usize,
@@ -133,6 +137,15 @@ pub(super) fn pool_planes(
     out: &mut [f32],
     codes: &mut [u8],
 ) {
+    simd::dispatch(
+        #[inline(always)]
+        || pool(x, planes, h, w, out, codes),
+    )
+}
+
+/// [`pool_planes`], to be inlined where it is compiled.
+#[inline(always)]
+fn pool(x: &[f32], planes: usize, h: usize, w: usize, out: &mut [f32], codes: &mut [u8]) {
     let wo = w / 2;
     let keep = !codes.is_empty();
     let mut at = 0;
@@ -161,7 +174,8 @@ pub(super) fn pool_planes(
 }
 
 /// The gradient of [`pool_planes`]' input from the gradient `g` of its output and its
-/// codes, into `gx` (`planes` planes of `h x w`; every element written).
+/// codes, into `gx` (`planes` planes of `h x w`; every element written). Compiled for the
+/// CPU's widest vectors, as [`pool_planes`].
 pub(super) fn unpool_planes(
     codes: &[u8],
     g: &[f32],
@@ -170,6 +184,15 @@ pub(super) fn unpool_planes(
     w: usize,
     gx: &mut [f32],
 ) {
+    simd::dispatch(
+        #[inline(always)]
+        || unpool(codes, g, planes, h, w, gx),
+    )
+}
+
+/// [`unpool_planes`], to be inlined where it is compiled.
+#[inline(always)]
+fn unpool(codes: &[u8], g: &[f32], planes: usize, h: usize, w: usize, gx: &mut [f32]) {
     let wo = w / 2;
     // One window's four gradients from its code and its output's gradient.
     let window = |k: u8, g: f32| {
@@ -273,7 +296,57 @@ mod tests {
     use super::*;
     use crate::model::conv::{conv2d, conv2d_relu_max_pool2x2};
     use crate::model::matmul::testing::{bits, randn};
+    use crate::model::simd::testing::assert_levels_agree;
     use candle_core::Var;
+
+    /// The pooling's kernels give the same bits and codes at every SIMD level the CPU has as
+    /// compiled for the baseline: with ties, zeros of both signs, NaN, odd sides and rows of
+    /// fewer windows than a block.
+    #[test]
+    fn kernels_are_bitwise_the_same_at_every_simd_level() {
+        for (c, h, w) in [
+            (3, 6, 8),
+            (2, 7, 5),
+            (1, 4, 4),
+            (2, 9, 30),
+            (4, 28, 28),
+            (1, 3, 2),
+        ] {
+            let n = c * h * w;
+            let special = [0.0, -0.0, f32::NAN, 1e-40, -1e-40];
+            let x: Vec<f32> = randn(&[n], n as u64)
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .enumerate()
+                // Quantised so that windows hold ties.
+                .map(|(i, v)| {
+                    if i % 6 == 2 {
+                        special[i / 6 % 5]
+                    } else {
+                        (v * 2.0).round()
+                    }
+                })
+                .collect();
+            let out = c * (h / 2) * (w / 2);
+            let g: Vec<f32> = randn(&[out], 5).to_vec1().unwrap();
+            for keep in [true, false] {
+                let run = || {
+                    let (mut y, mut codes) =
+                        (vec![0f32; out], vec![0u8; if keep { out } else { 0 }]);
+                    pool_planes(&x, c, h, w, &mut y, &mut codes);
+                    let mut gx = vec![f32::NAN; n];
+                    if keep {
+                        unpool_planes(&codes, &g, c, h, w, &mut gx);
+                    }
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    (bits(&y), codes, bits(&gx))
+                };
+                let what = format!("{:?}, codes kept: {keep}", [c, h, w]);
+                assert_levels_agree(&what, run, |a, b| a == b);
+            }
+        }
+    }
 
     /// The fused ReLU + max pooling gives candle's values and gradient bit for bit, with
     /// ties (zeros after ReLU, repeated maxima) and odd sides.
