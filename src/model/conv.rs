@@ -395,18 +395,9 @@ struct Conv {
 }
 
 /// The sum of `v` in a fixed order that the compiler can vectorise: 16 running sums over
-/// the 16 lanes, added pairwise at the end, then the tail. Compiled for the CPU's widest
-/// vectors (`simd::dispatch`: the same order, so the same bits).
+/// the 16 lanes, added pairwise at the end, then the tail. Not compiled for wider vectors:
+/// its 16 chains of additions take as long at every width (each waits for its last sum).
 fn sum(v: &[f32]) -> f32 {
-    simd::dispatch(
-        #[inline(always)]
-        || sum_lanes(v),
-    )
-}
-
-/// [`sum`], to be inlined where it is compiled.
-#[inline(always)]
-fn sum_lanes(v: &[f32]) -> f32 {
     const LANES: usize = 16;
     let mut acc = [0f32; LANES];
     let chunks = v.chunks_exact(LANES);

@@ -83,7 +83,6 @@ impl Codes {
 }
 
 /// ReLU as candle computes it on this CPU: `-0.0` and NaN give `+0.0`.
-#[inline(always)]
 fn relu(v: f32) -> f32 {
     if v > 0.0 {
         v
@@ -127,8 +126,12 @@ fn blocks(wo: usize) -> impl Iterator<Item = usize> {
 }
 
 /// ReLU + 2x2 max pooling of `planes` planes of `h x w` (`x`) into `out` (`planes` planes of
-/// `h/2 x w/2`), with the windows' codes into `codes` unless it is empty. Compiled for the
-/// CPU's widest vectors (`simd::dispatch`: the same operations, so the same bits).
+/// `h/2 x w/2`), with the windows' codes into `codes` unless it is empty.
+///
+/// Compiled for the baseline only, unlike [`unpool_planes`]: for MNIST's planes (rows of 14
+/// and 7 windows) it measured slower for AVX2 and AVX-512 (6.0 µs baseline, 8.2 µs AVX2,
+/// 8.7 µs AVX-512 for 16 planes of 28x28 on a Xeon with AVX-512): the vectoriser keeps four
+/// windows a step and adds work to pack the codes.
 pub(super) fn pool_planes(
     x: &[f32],
     planes: usize,
@@ -137,15 +140,6 @@ pub(super) fn pool_planes(
     out: &mut [f32],
     codes: &mut [u8],
 ) {
-    simd::dispatch(
-        #[inline(always)]
-        || pool(x, planes, h, w, out, codes),
-    )
-}
-
-/// [`pool_planes`], to be inlined where it is compiled.
-#[inline(always)]
-fn pool(x: &[f32], planes: usize, h: usize, w: usize, out: &mut [f32], codes: &mut [u8]) {
     let wo = w / 2;
     let keep = !codes.is_empty();
     let mut at = 0;
@@ -175,7 +169,8 @@ fn pool(x: &[f32], planes: usize, h: usize, w: usize, out: &mut [f32], codes: &m
 
 /// The gradient of [`pool_planes`]' input from the gradient `g` of its output and its
 /// codes, into `gx` (`planes` planes of `h x w`; every element written). Compiled for the
-/// CPU's widest vectors, as [`pool_planes`].
+/// CPU's widest vectors (`simd::dispatch`: the same operations, so the same bits; 2.3 µs
+/// instead of 3.4 µs for 16 planes of 28x28).
 pub(super) fn unpool_planes(
     codes: &[u8],
     g: &[f32],
@@ -299,11 +294,11 @@ mod tests {
     use crate::model::simd::testing::assert_levels_agree;
     use candle_core::Var;
 
-    /// The pooling's kernels give the same bits and codes at every SIMD level the CPU has as
+    /// The pooling's backward kernel gives the same bits at every SIMD level the CPU has as
     /// compiled for the baseline: with ties, zeros of both signs, NaN, odd sides and rows of
     /// fewer windows than a block.
     #[test]
-    fn kernels_are_bitwise_the_same_at_every_simd_level() {
+    fn unpooling_is_bitwise_the_same_at_every_simd_level() {
         for (c, h, w) in [
             (3, 6, 8),
             (2, 7, 5),
@@ -329,22 +324,15 @@ mod tests {
                 })
                 .collect();
             let out = c * (h / 2) * (w / 2);
+            let (mut y, mut codes) = (vec![0f32; out], vec![0u8; out]);
+            pool_planes(&x, c, h, w, &mut y, &mut codes);
             let g: Vec<f32> = randn(&[out], 5).to_vec1().unwrap();
-            for keep in [true, false] {
-                let run = || {
-                    let (mut y, mut codes) =
-                        (vec![0f32; out], vec![0u8; if keep { out } else { 0 }]);
-                    pool_planes(&x, c, h, w, &mut y, &mut codes);
-                    let mut gx = vec![f32::NAN; n];
-                    if keep {
-                        unpool_planes(&codes, &g, c, h, w, &mut gx);
-                    }
-                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    (bits(&y), codes, bits(&gx))
-                };
-                let what = format!("{:?}, codes kept: {keep}", [c, h, w]);
-                assert_levels_agree(&what, run, |a, b| a == b);
-            }
+            let run = || {
+                let mut gx = vec![f32::NAN; n];
+                unpool_planes(&codes, &g, c, h, w, &mut gx);
+                gx.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            };
+            assert_levels_agree(&format!("{:?}", [c, h, w]), run, |a, b| a == b);
         }
     }
 

@@ -1,5 +1,6 @@
 //! Runtime-dispatched SIMD for our own element-wise loops: the optimizers' updates, the
-//! gradient norms, and the CPU ops' bias, ReLU and mask loops.
+//! gradient norms, the dense op's ReLU, mask and bias-gradient loops, the convolution's
+//! col2im and the pooling's backward.
 //!
 //! The crate is built for baseline x86-64 (SSE2), so LLVM vectorises those loops 4 f32 (2 f64)
 //! wide even where the CPU has AVX-512 (gemm picks its own kernels at run time already).
