@@ -1,5 +1,6 @@
-//! 2-D convolution with its own backward pass on the CPU, ReLU + 2x2 max pooling as one
-//! operation, and the two fused (the CNN's conv blocks without batch norm).
+//! 2-D convolution with its own backward pass on the CPU, alone and fused with ReLU + 2x2 max
+//! pooling (the CNN's conv blocks without batch norm). The pooling on its own is
+//! [`super::pool`]'s op, re-exported here as [`relu_max_pool2x2`].
 //!
 //! Written as candle custom ops (the seam candle offers for this, as [`super::dense`] does for
 //! the dense layer) because candle's own path, profiled on the MNIST CNN, spends most of a
@@ -30,14 +31,14 @@
 //! and backward (see [`relu_max_pool2x2`]), and the fused op gives the bits of the two
 //! unfused ones.
 
-use std::borrow::Cow;
-use std::sync::{Mutex, MutexGuard};
-
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use gemm::Parallelism;
-use rayon::prelude::*;
 
+use super::cpu_op::{each_chunk, images_in_parallel, row_major, threads, with_data};
 use super::matmul::{gemm_into, Dst, Operand};
+pub use super::pool::relu_max_pool2x2;
+use super::pool::{pool_planes, unpool_planes, Codes};
+use super::simd;
 use crate::error::Result;
 
 /// Images whose kernel gradients are summed together before the groups are added in order:
@@ -223,8 +224,18 @@ impl Geometry {
 
     /// The adjoint of [`im2col`](Self::im2col): adds each column value back to the input
     /// pixel it was read from, into `gx` `[C, H, W]`, in a fixed order.
-    /// `cols` is scratch: the values that were read from padding are overwritten.
+    /// `cols` is scratch: the values that were read from padding are overwritten. Compiled
+    /// for the CPU's widest vectors (`simd::dispatch`: the same additions, so the same bits).
     fn col2im(&self, cols: &mut [f32], gx: &mut [f32]) {
+        simd::dispatch(
+            #[inline(always)]
+            || self.scatter(cols, gx),
+        )
+    }
+
+    /// [`col2im`](Self::col2im), to be inlined where it is compiled.
+    #[inline(always)]
+    fn scatter(&self, cols: &mut [f32], gx: &mut [f32]) {
         let (hw, px) = (self.h * self.w, self.pixels());
         let mut rows = cols.chunks_exact_mut(px);
         for c in 0..self.c {
@@ -383,102 +394,9 @@ struct Conv {
     pool: Option<Codes>,
 }
 
-/// What a pooling forward pass leaves for its backward pass: one [`code`] per window, kept
-/// only when some input tracks a gradient.
-struct Codes {
-    keep: bool,
-    codes: Mutex<Vec<u8>>,
-}
-
-impl Codes {
-    fn new(keep: bool) -> Self {
-        Self {
-            keep,
-            codes: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Buffer for `n` codes: `n` bytes when kept, else none.
-    fn buffer(&self, n: usize) -> Vec<u8> {
-        vec![0u8; if self.keep { n } else { 0 }]
-    }
-
-    fn store(&self, codes: Vec<u8>) {
-        *self.codes.lock().unwrap_or_else(|e| e.into_inner()) = codes;
-    }
-
-    /// The codes of the forward pass (kept: a graph's backward may run more than once), or
-    /// an error naming `what` when it kept none.
-    fn get(&self, what: &str, n: usize) -> candle_core::Result<MutexGuard<'_, Vec<u8>>> {
-        let codes = self.codes.lock().unwrap_or_else(|e| e.into_inner());
-        if codes.len() != n {
-            candle_core::bail!("{what}: backward without its forward pass's pooling codes")
-        }
-        Ok(codes)
-    }
-}
-
-/// Threads to share the work among: candle's own rule (`RAYON_NUM_THREADS`, else the cores),
-/// so the convolution uses what `matmul` uses.
-fn threads() -> usize {
-    candle_core::utils::get_num_threads()
-}
-
-/// The f32 data of a CPU tensor's storage in row-major order: borrowed when the layout is
-/// contiguous, copied otherwise.
-fn row_major<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    what: &str,
-) -> candle_core::Result<Cow<'a, [f32]>> {
-    let CpuStorage::F32(all) = storage else {
-        candle_core::bail!("conv2d: {what} is not f32")
-    };
-    Ok(match layout.contiguous_offsets() {
-        Some((start, end)) => Cow::Borrowed(&all[start..end]),
-        None => Cow::Owned(gather(all, layout)),
-    })
-}
-
-/// The elements of a strided layout in row-major order (candle keeps its own iterator
-/// private).
-fn gather(all: &[f32], layout: &Layout) -> Vec<f32> {
-    let (dims, stride) = (layout.dims(), layout.stride());
-    let n: usize = dims.iter().product();
-    let mut out = Vec::with_capacity(n);
-    let mut index = vec![0usize; dims.len()];
-    let mut at = layout.start_offset();
-    for _ in 0..n {
-        out.push(all[at]);
-        // Odometer: bump the last index, carrying into the earlier ones.
-        for d in (0..dims.len()).rev() {
-            index[d] += 1;
-            at += stride[d];
-            if index[d] < dims[d] {
-                break;
-            }
-            at -= stride[d] * dims[d];
-            index[d] = 0;
-        }
-    }
-    out
-}
-
-/// [`row_major`] for a tensor (in a custom op's backward), handed to `f`.
-fn with_data<R>(
-    t: &Tensor,
-    what: &str,
-    f: impl FnOnce(&[f32]) -> candle_core::Result<R>,
-) -> candle_core::Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let candle_core::Storage::Cpu(storage) = &*storage else {
-        candle_core::bail!("conv2d: {what} is not on the CPU")
-    };
-    f(&row_major(storage, layout, what)?)
-}
-
 /// The sum of `v` in a fixed order that the compiler can vectorise: 16 running sums over
-/// the 16 lanes, added pairwise at the end, then the tail.
+/// the 16 lanes, added pairwise at the end, then the tail. Not compiled for wider vectors:
+/// its 16 chains of additions take as long at every width (each waits for its last sum).
 fn sum(v: &[f32]) -> f32 {
     const LANES: usize = 16;
     let mut acc = [0f32; LANES];
@@ -497,41 +415,6 @@ fn sum(v: &[f32]) -> f32 {
         }
     }
     tail.iter().fold(acc[0], |s, x| s + x)
-}
-
-/// Runs `work(scratch, i, a_i, b_i)` for every chunk `i` of `a` (`a_size` long) and of `b`
-/// (`b_size` long; empty chunks when `b_size` is 0): on rayon's threads with one `init()`
-/// scratch per worker when `parallel`, else in order on this thread. Each chunk's result
-/// depends on its own inputs alone, so the two give the same bits.
-fn each_chunk<A: Send, B: Send, S>(
-    (a, a_size): (&mut [A], usize),
-    (b, b_size): (&mut [B], usize),
-    parallel: bool,
-    init: impl Fn() -> S + Sync + Send,
-    work: impl Fn(&mut S, usize, &mut [A], &mut [B]) + Sync + Send,
-) {
-    if a_size == 0 {
-        return;
-    }
-    match (parallel, b_size) {
-        (true, 0) => a
-            .par_chunks_mut(a_size)
-            .enumerate()
-            .for_each_init(&init, |s, (i, a)| work(s, i, a, &mut [])),
-        (true, _) => a
-            .par_chunks_mut(a_size)
-            .zip(b.par_chunks_mut(b_size))
-            .enumerate()
-            .for_each_init(&init, |s, (i, (a, b))| work(s, i, a, b)),
-        (false, _) => {
-            let mut s = init();
-            let mut b = (b_size > 0).then(|| b.chunks_mut(b_size));
-            for (i, a) in a.chunks_mut(a_size).enumerate() {
-                let b = b.as_mut().and_then(Iterator::next).unwrap_or(&mut []);
-                work(&mut s, i, a, b);
-            }
-        }
-    }
 }
 
 /// Scratch buffers of one worker.
@@ -578,7 +461,7 @@ impl Conv {
     /// both, else the gemm's own threads (for a single image).
     fn sharing(n: usize) -> (bool, Parallelism) {
         let threads = threads();
-        let parallel = threads > 1 && n > 1;
+        let parallel = images_in_parallel(n);
         let par = if threads > 1 && !parallel {
             Parallelism::Rayon(threads)
         } else {
@@ -596,10 +479,10 @@ impl Conv {
         b: Option<(&CpuStorage, &Layout)>,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.geometry(x.1.dims(), w.1.dims())?;
-        let xd = row_major(x.0, x.1, "input")?;
-        let wd = row_major(w.0, w.1, "kernel")?;
+        let xd = row_major(x.0, x.1, "conv2d: input")?;
+        let wd = row_major(w.0, w.1, "conv2d: kernel")?;
         let bias = match b {
-            Some((bs, bl)) => Some(row_major(bs, bl, "bias")?),
+            Some((bs, bl)) => Some(row_major(bs, bl, "conv2d: bias")?),
             None => None,
         };
         let (rows, px) = (g.rows(), g.pixels());
@@ -712,9 +595,9 @@ impl Conv {
         let mut partials = vec![0f32; if want_w || want_b { groups * part } else { 0 }];
         let mut gx = vec![0f32; if want_x { g.n * g.image() } else { 0 }];
         let x_size = if want_x { GRAD_GROUP * g.image() } else { 0 };
-        with_data(&grad, "gradient", |gd| {
-            with_data(x, "input", |xd| {
-                with_data(w, "kernel", |wd| {
+        with_data(&grad, "conv2d: gradient", |gd| {
+            with_data(x, "conv2d: input", |xd| {
+                with_data(w, "conv2d: kernel", |wd| {
                     let wt = Operand::rows(wd, g.o, rows).t();
                     let scratch = || Scratch {
                         cols: vec![0f32; if identity { 0 } else { rows * px }],
@@ -870,213 +753,11 @@ impl CustomOp3 for Conv {
     }
 }
 
-/// `max_pool2d(relu(x), 2)` for `x: [N, C, H, W]`, an odd last row or column dropped first
-/// (PyTorch's floor mode): one pass forward and one backward instead of candle's ten.
-///
-/// Gives candle's values bit for bit, forward and backward, including candle 0.11's
-/// max-pooling gradient, which is not PyTorch's: each window's gradient goes to every
-/// element equal to the window's maximum, scaled by the number of such elements over four
-/// (so a single maximum gets a quarter of it). Off the CPU and for other dtypes, candle's
-/// `relu` and `max_pool2d` themselves.
-pub fn relu_max_pool2x2(x: &Tensor) -> Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    if h < 2 || w < 2 {
-        let msg = format!("relu_max_pool2x2: input {:?} is smaller than 2x2", x.dims());
-        return Err(candle_core::Error::msg(msg).into());
-    }
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        return Ok(x.apply_op1(ReluMaxPool(Codes::new(x.track_op())))?);
-    }
-    let mut x = x.clone();
-    if h % 2 == 1 {
-        x = x.narrow(2, 0, h - 1)?;
-    }
-    if w % 2 == 1 {
-        x = x.narrow(3, 0, w - 1)?;
-    }
-    Ok(x.relu()?.max_pool2d(2)?)
-}
-
-/// The op of [`relu_max_pool2x2`].
-struct ReluMaxPool(Codes);
-
-/// ReLU as candle computes it on this CPU: `-0.0` and NaN give `+0.0`.
-fn relu(v: f32) -> f32 {
-    if v > 0.0 {
-        v
-    } else {
-        0.0
-    }
-}
-
-/// A 2x2 window's maximum after ReLU, and its code for the backward pass: bits 0..4 say
-/// which of the window's elements (top left, top right, bottom left, bottom right) get the
-/// gradient, bits 4..7 by how much (the count of elements equal to the maximum).
-///
-/// This is candle's gradient for `max_pool2d(relu(x))`: the pooling's mask is
-/// `relu(x) == max`, scaled by the mask's mean over the window (`count / 4`), then ReLU's
-/// mask is `x >= 0`. The maximum is candle's too: the ReLU values are never NaN or `-0.0`,
-/// so any order of comparisons finds the same bits as candle's scan. Branch-free, so that
-/// the row loops of [`pool_planes`] vectorise.
-#[inline(always)]
-fn code(a: f32, b: f32, c: f32, d: f32) -> (f32, u8) {
-    let (ra, rb, rc, rd) = (relu(a), relu(b), relu(c), relu(d));
-    let max = |x: f32, y: f32| if x > y { x } else { y };
-    let m = max(max(ra, rb), max(rc, rd));
-    let hit = |r: f32| u8::from(r == m);
-    let grad = |r: f32, x: f32| u8::from(r == m) & u8::from(x >= 0.0);
-    let count = hit(ra) + hit(rb) + hit(rc) + hit(rd);
-    let mask = grad(ra, a) | grad(rb, b) << 1 | grad(rc, c) << 2 | grad(rd, d) << 3;
-    (m, mask | count << 4)
-}
-
-/// Windows handled together, so that the compiler can keep them in one vector register.
-const BLOCK: usize = 4;
-
-/// The starts of the `BLOCK`-window blocks covering `0..wo` (for `wo >= BLOCK`): the last
-/// block ends at `wo`, overlapping the one before (recomputing a window writes the same
-/// values), so rows of 7 or 14 windows need no scalar tail.
-fn blocks(wo: usize) -> impl Iterator<Item = usize> {
-    (0..wo - BLOCK)
-        .step_by(BLOCK)
-        .chain(std::iter::once(wo - BLOCK))
-}
-
-/// ReLU + 2x2 max pooling of `planes` planes of `h x w` (`x`) into `out` (`planes` planes of
-/// `h/2 x w/2`), with the windows' codes into `codes` unless it is empty.
-fn pool_planes(x: &[f32], planes: usize, h: usize, w: usize, out: &mut [f32], codes: &mut [u8]) {
-    let wo = w / 2;
-    let keep = !codes.is_empty();
-    let mut at = 0;
-    for plane in x.chunks_exact(h * w).take(planes) {
-        // Row pairs; an odd last row and column are left out.
-        for rows in plane.chunks_exact(2 * w) {
-            let (top, bottom) = (&rows[..2 * wo], &rows[w..w + 2 * wo]);
-            let out = &mut out[at..at + wo];
-            if keep {
-                let codes = &mut codes[at..at + wo];
-                for i in 0..wo {
-                    let (a, b) = (top[2 * i], top[2 * i + 1]);
-                    let (c, d) = (bottom[2 * i], bottom[2 * i + 1]);
-                    (out[i], codes[i]) = code(a, b, c, d);
-                }
-            } else {
-                for i in 0..wo {
-                    let (a, b) = (top[2 * i], top[2 * i + 1]);
-                    let (c, d) = (bottom[2 * i], bottom[2 * i + 1]);
-                    out[i] = code(a, b, c, d).0;
-                }
-            }
-            at += wo;
-        }
-    }
-}
-
-/// The gradient of [`pool_planes`]' input from the gradient `g` of its output and its
-/// codes, into `gx` (`planes` planes of `h x w`; every element written).
-fn unpool_planes(codes: &[u8], g: &[f32], planes: usize, h: usize, w: usize, gx: &mut [f32]) {
-    let wo = w / 2;
-    // One window's four gradients from its code and its output's gradient.
-    let window = |k: u8, g: f32| {
-        let scaled = g * (f32::from(k >> 4) * 0.25);
-        let v = |bit: u8| if k & bit != 0 { scaled } else { 0.0 };
-        [v(1), v(2), v(4), v(8)]
-    };
-    let mut at = 0;
-    for plane in gx.chunks_exact_mut(h * w).take(planes) {
-        let (pairs, odd_row) = plane.split_at_mut((h / 2) * 2 * w);
-        for rows in pairs.chunks_exact_mut(2 * w) {
-            let (top, bottom) = rows.split_at_mut(w);
-            let (codes, g) = (&codes[at..at + wo], &g[at..at + wo]);
-            at += wo;
-            if wo < BLOCK {
-                for i in 0..wo {
-                    let [a, b, c, d] = window(codes[i], g[i]);
-                    (top[2 * i], top[2 * i + 1]) = (a, b);
-                    (bottom[2 * i], bottom[2 * i + 1]) = (c, d);
-                }
-            } else {
-                for s in blocks(wo) {
-                    let k: &[u8; BLOCK] = codes[s..s + BLOCK].try_into().unwrap();
-                    let gs: &[f32; BLOCK] = g[s..s + BLOCK].try_into().unwrap();
-                    let mut t = [0f32; 2 * BLOCK];
-                    let mut b = [0f32; 2 * BLOCK];
-                    for i in 0..BLOCK {
-                        let [v0, v1, v2, v3] = window(k[i], gs[i]);
-                        (t[2 * i], t[2 * i + 1], b[2 * i], b[2 * i + 1]) = (v0, v1, v2, v3);
-                    }
-                    top[2 * s..2 * (s + BLOCK)].copy_from_slice(&t);
-                    bottom[2 * s..2 * (s + BLOCK)].copy_from_slice(&b);
-                }
-            }
-            // An odd last column gets no gradient ...
-            if w % 2 == 1 {
-                top[w - 1] = 0.0;
-                bottom[w - 1] = 0.0;
-            }
-        }
-        // ... nor does an odd last row.
-        odd_row.fill(0.0);
-    }
-}
-
-impl CustomOp1 for ReluMaxPool {
-    fn name(&self) -> &'static str {
-        "deeptrain-relu-max-pool2x2"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = l.shape().dims4()?;
-        let x = row_major(s, l, "pooling input")?;
-        let out = c * (h / 2) * (w / 2);
-        let mut y = vec![0f32; n * out];
-        let mut codes = self.0.buffer(y.len());
-        let code_size = if self.0.keep { out } else { 0 };
-        // Image by image, shared among the threads like the convolution's.
-        each_chunk(
-            (&mut y, out),
-            (&mut codes, code_size),
-            Conv::sharing(n).0,
-            || (),
-            |_, i, y, codes| {
-                let x = &x[i * c * h * w..(i + 1) * c * h * w];
-                pool_planes(x, c, h, w, y, codes);
-            },
-        );
-        self.0.store(codes);
-        Ok((CpuStorage::F32(y), Shape::from((n, c, h / 2, w / 2))))
-    }
-
-    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        if !x.track_op() {
-            return Ok(None);
-        }
-        let (n, c, h, w) = x.dims4()?;
-        let codes = self.0.get("relu_max_pool2x2", n * c * (h / 2) * (w / 2))?;
-        let grad = grad.to_dtype(DType::F32)?;
-        let out = c * (h / 2) * (w / 2);
-        let mut gx = vec![0f32; n * c * h * w];
-        with_data(&grad, "pooling gradient", |gd| {
-            each_chunk(
-                (&mut gx, c * h * w),
-                (&mut [] as &mut [u8], 0),
-                Conv::sharing(n).0,
-                || (),
-                |_, i, gx, _| {
-                    let (codes, g) = (&codes[i * out..(i + 1) * out], &gd[i * out..(i + 1) * out]);
-                    unpool_planes(codes, g, c, h, w, gx);
-                },
-            );
-            Ok(())
-        })?;
-        Ok(Some(Tensor::from_vec(gx, x.shape(), x.device())?))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::matmul::testing::randn;
+    use crate::model::matmul::testing::{bits, randn};
+    use crate::model::simd::testing::assert_levels_agree;
     use candle_core::Var;
 
     /// max |a - b| / max(max |b|, 1e-3): the error relative to the reference's scale.
@@ -1093,16 +774,6 @@ mod tests {
                 .unwrap()
         };
         max_abs(&a.sub(b).unwrap()) / max_abs(b).max(1e-3)
-    }
-
-    fn bits(t: &Tensor) -> Vec<u32> {
-        t.flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect()
     }
 
     /// One case: `(n, c, h, w, o, k, padding, stride, dilation, bias)`.
@@ -1240,45 +911,37 @@ mod tests {
         assert_eq!(run(), run());
     }
 
-    /// The fused ReLU + max pooling gives candle's values and gradient bit for bit, with
-    /// ties (zeros after ReLU, repeated maxima) and odd sides.
+    /// The convolution, alone and fused with the pooling, forward and every gradient, gives
+    /// the same bits at every SIMD level the CPU has as compiled for the baseline (its
+    /// col2im, its bias gradient's sum, the pooling), on one thread and shared by images.
     #[test]
-    fn relu_max_pool_matches_candle_bitwise() {
-        for (n, c, h, w) in [(2, 3, 6, 8), (1, 2, 7, 5), (3, 1, 4, 4)] {
-            let x0 = randn(&[n, c, h, w], (h * w) as u64);
-            // Quantised to a few values so that windows hold ties.
-            let x0 = (x0 * 2.0).unwrap().round().unwrap();
-            let x = Var::from_tensor(&x0).unwrap();
-            let ours = relu_max_pool2x2(&x).unwrap();
-            let mut t = x.as_tensor().clone();
-            if h % 2 == 1 {
-                t = t.narrow(2, 0, h - 1).unwrap();
+    fn ops_are_bitwise_the_same_at_every_simd_level() {
+        let cases: [Case; 4] = [
+            (1, 3, 9, 9, 4, 3, 1, 1, 1, true),
+            (3, 2, 11, 10, 5, 3, 1, 2, 1, true),
+            (5, 3, 14, 14, 6, 3, 1, 1, 1, true),
+            (2, 2, 8, 8, 3, 5, 2, 1, 2, true),
+        ];
+        for case in cases {
+            let (n, c, h, w, o, k, pad, stride, dil, _) = case;
+            for pooled in [false, true] {
+                let run = || {
+                    let wv = Var::from_tensor(&randn(&[o, c, k, k], 80)).unwrap();
+                    let bv = Var::from_tensor(&randn(&[o], 81)).unwrap();
+                    let xv = Var::from_tensor(&randn(&[n, c, h, w], 82)).unwrap();
+                    let y = if pooled {
+                        conv2d_relu_max_pool2x2(&xv, &wv, Some(&bv), pad, stride, dil)
+                    } else {
+                        conv2d(&xv, &wv, Some(&bv), pad, stride, dil)
+                    };
+                    let y = y.unwrap();
+                    let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                    let grads = [&wv, &bv, &xv].map(|v| bits(g.get(v).unwrap()));
+                    (bits(&y), grads)
+                };
+                let what = format!("{case:?}, pooled: {pooled}");
+                assert_levels_agree(&what, run, |a, b| a == b);
             }
-            if w % 2 == 1 {
-                t = t.narrow(3, 0, w - 1).unwrap();
-            }
-            let plain = t.relu().unwrap().max_pool2d(2).unwrap();
-            assert_eq!(bits(&ours), bits(&plain), "{:?} forward", [n, c, h, w]);
-            let probe = randn(plain.dims(), 7);
-            let g1 = ours.mul(&probe).unwrap().sum_all().unwrap().backward();
-            let g2 = plain.mul(&probe).unwrap().sum_all().unwrap().backward();
-            let (g1, g2) = (g1.unwrap(), g2.unwrap());
-            let (a, b) = (g1.get(&x).unwrap(), g2.get(&x).unwrap());
-            assert_eq!(bits(a), bits(b), "{:?} gradient", [n, c, h, w]);
-            // The ties are there: windows whose positive maximum appears more than once.
-            let v = x0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let mut tied = 0;
-            for plane in v.chunks_exact(h * w) {
-                for rows in plane.chunks_exact(2 * w) {
-                    let (top, bottom) = rows.split_at(w);
-                    for (t, b) in top.chunks_exact(2).zip(bottom.chunks_exact(2)) {
-                        let win = [t[0], t[1], b[0], b[1]];
-                        let m = win.iter().cloned().fold(0f32, f32::max);
-                        tied += usize::from(m > 0.0 && win.iter().filter(|&&e| e == m).count() > 1);
-                    }
-                }
-            }
-            assert!(tied > 0, "{:?}: no tied window", [n, c, h, w]);
         }
     }
 
@@ -1354,36 +1017,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    /// The pooling ops keep their codes: a graph's backward runs twice with the same bits.
-    #[test]
-    fn backward_twice() {
-        let w = Var::from_tensor(&randn(&[3, 2, 3, 3], 70)).unwrap();
-        let x = randn(&[2, 2, 6, 6], 71);
-        let fused = conv2d_relu_max_pool2x2(&x, &w, None, 1, 1, 1).unwrap();
-        let pooled = relu_max_pool2x2(&conv2d(&x, &w, None, 1, 1, 1).unwrap()).unwrap();
-        for y in [fused, pooled] {
-            let loss = y.sqr().unwrap().sum_all().unwrap();
-            let a = bits(loss.backward().unwrap().get(&w).unwrap());
-            let b = bits(loss.backward().unwrap().get(&w).unwrap());
-            assert_eq!(a, b);
-            assert!(a.iter().any(|&v| v != 0));
-        }
-    }
-
-    /// An untracked input gets no gradient from the pooling op.
-    #[test]
-    fn untracked_pool_input_gets_nothing() {
-        let w = Var::from_tensor(&randn(&[2, 1, 3, 3], 60)).unwrap();
-        let x = randn(&[2, 1, 6, 6], 61);
-        let y = relu_max_pool2x2(&x).unwrap().sum_all().unwrap();
-        let z = relu_max_pool2x2(&conv2d(&x, &w, None, 1, 1, 1).unwrap())
-            .unwrap()
-            .sum_all()
-            .unwrap();
-        assert!(y.backward().unwrap().get(&x).is_none());
-        let g = z.backward().unwrap();
-        assert!(g.get(&x).is_none() && g.get(&w).is_some());
     }
 }

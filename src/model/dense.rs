@@ -18,7 +18,9 @@
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
+use super::cpu_op::with_storage;
 use super::matmul::{gemm_split_rows, Operand};
+use super::simd;
 use crate::error::Result;
 
 /// What follows the affine map.
@@ -74,14 +76,14 @@ fn operand<'a>(
     what: &str,
 ) -> candle_core::Result<Operand<'a>> {
     let CpuStorage::F32(all) = storage else {
-        candle_core::bail!("dense: {what} is not f32")
+        candle_core::bail!("{what} is not f32")
     };
     let dims = layout.dims();
     let stride = layout.stride();
     let (rows, cols, rs, cs) = match dims.len() {
         2 => (dims[0], dims[1], stride[0], stride[1]),
         1 => (1, dims[0], 0, stride[0]),
-        n => candle_core::bail!("dense: {what} has rank {n}"),
+        n => candle_core::bail!("{what} has rank {n}"),
     };
     Ok(Operand {
         data: &all[layout.start_offset()..],
@@ -90,6 +92,15 @@ fn operand<'a>(
         rs,
         cs,
     })
+}
+
+/// [`operand`] for a tensor (in the backward pass), handed to `f`.
+fn with_operand<R>(
+    t: &Tensor,
+    what: &str,
+    f: impl FnOnce(Operand) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    with_storage(t, what, |s, l| f(operand(s, l, what)?))
 }
 
 impl CustomOp3 for Dense {
@@ -106,9 +117,9 @@ impl CustomOp3 for Dense {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = operand(xs, xl, "input")?;
-        let w = operand(ws, wl, "weight")?;
-        let b = operand(bs, bl, "bias")?;
+        let x = operand(xs, xl, "dense: input")?;
+        let w = operand(ws, wl, "dense: weight")?;
+        let b = operand(bs, bl, "dense: bias")?;
         if w.cols != x.cols || b.cols != w.rows {
             candle_core::bail!(
                 "dense: input [{}, {}], weight [{}, {}] and bias [{}] do not fit",
@@ -127,7 +138,7 @@ impl CustomOp3 for Dense {
         }
         gemm_split_rows(&mut y, x, w.t(), true);
         if self.act == Activation::Relu {
-            y.iter_mut().for_each(|v| *v = v.max(0.0));
+            relu_in_place(&mut y);
         }
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
@@ -143,24 +154,12 @@ impl CustomOp3 for Dense {
         let (m, n) = grad.dims2()?;
         let k = x.dim(1)?;
         // dL/d(pre-activation), contiguous [m, n].
-        let gz: Vec<f32> = {
-            let grad = grad.to_dtype(DType::F32)?;
-            let (gs, gl) = grad.storage_and_layout();
-            let candle_core::Storage::Cpu(gs) = &*gs else {
-                candle_core::bail!("dense: gradient is not on the CPU")
-            };
-            let g = operand(gs, gl, "gradient")?;
-            let mut gz = g.to_rows();
-            if self.act == Activation::Relu {
-                let (ys, yl) = y.storage_and_layout();
-                let candle_core::Storage::Cpu(ys) = &*ys else {
-                    candle_core::bail!("dense: output is not on the CPU")
-                };
-                let yv = operand(ys, yl, "output")?;
+        let grad = grad.to_dtype(DType::F32)?;
+        let mut gz = with_operand(&grad, "dense: gradient", |g| Ok(g.to_rows()))?;
+        if self.act == Activation::Relu {
+            with_operand(y, "dense: output", |yv| {
                 if let Some(yc) = yv.contiguous() {
-                    gz.iter_mut()
-                        .zip(yc)
-                        .for_each(|(g, y)| *g = if *y > 0.0 { *g } else { 0.0 });
+                    relu_mask(&mut gz, yc);
                 } else {
                     for (i, g) in gz.iter_mut().enumerate() {
                         if yv.at(i / n, i % n) <= 0.0 {
@@ -168,40 +167,32 @@ impl CustomOp3 for Dense {
                         }
                     }
                 }
-            }
-            gz
-        };
+                Ok(())
+            })?;
+        }
         let gzm = Operand::rows(&gz, m, n);
         let device = x.device();
         let grad_w = if w.track_op() {
-            let (xs, xl) = x.storage_and_layout();
-            let candle_core::Storage::Cpu(xs) = &*xs else {
-                candle_core::bail!("dense: input is not on the CPU")
-            };
-            let xm = operand(xs, xl, "input")?;
             let mut gw = vec![0f32; n * k];
-            gemm_split_rows(&mut gw, gzm.t(), xm, false);
+            with_operand(x, "dense: input", |xm| {
+                gemm_split_rows(&mut gw, gzm.t(), xm, false);
+                Ok(())
+            })?;
             Some(Tensor::from_vec(gw, (n, k), device)?)
         } else {
             None
         };
         let grad_b = if b.track_op() {
-            let mut gb = vec![0f32; n];
-            for row in gz.chunks_exact(n) {
-                gb.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-            }
-            Some(Tensor::from_vec(gb, n, device)?)
+            Some(Tensor::from_vec(column_sums(&gz, n), n, device)?)
         } else {
             None
         };
         let grad_x = if x.track_op() {
-            let (ws, wl) = w.storage_and_layout();
-            let candle_core::Storage::Cpu(ws) = &*ws else {
-                candle_core::bail!("dense: weight is not on the CPU")
-            };
-            let wm = operand(ws, wl, "weight")?;
             let mut gx = vec![0f32; m * k];
-            gemm_split_rows(&mut gx, gzm, wm, false);
+            with_operand(w, "dense: weight", |wm| {
+                gemm_split_rows(&mut gx, gzm, wm, false);
+                Ok(())
+            })?;
             Some(Tensor::from_vec(gx, (m, k), device)?)
         } else {
             None
@@ -210,10 +201,51 @@ impl CustomOp3 for Dense {
     }
 }
 
+// The element-wise loops, each compiled for the CPU's widest vectors (`simd::dispatch`: the
+// same order of operations, so the same bits).
+
+/// `v = max(v, 0)` in place (the forward pass's ReLU).
+fn relu_in_place(y: &mut [f32]) {
+    simd::dispatch(
+        #[inline(always)]
+        || y.iter_mut().for_each(|v| *v = v.max(0.0)),
+    )
+}
+
+/// Zeroes the gradient `g` where the ReLU's output `y` is not positive.
+fn relu_mask(g: &mut [f32], y: &[f32]) {
+    simd::dispatch(
+        #[inline(always)]
+        || {
+            g.iter_mut()
+                .zip(y)
+                .for_each(|(g, y)| *g = if *y > 0.0 { *g } else { 0.0 })
+        },
+    )
+}
+
+/// The sums of the columns of the row-major `rows x n` matrix `m`, row after row (the bias
+/// gradient).
+fn column_sums(m: &[f32], n: usize) -> Vec<f32> {
+    let mut sums = vec![0f32; n];
+    if n > 0 {
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                for row in m.chunks_exact(n) {
+                    sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+                }
+            },
+        );
+    }
+    sums
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::matmul::testing::randn;
+    use crate::model::simd::testing::assert_levels_agree;
     use candle_core::Var;
 
     fn close(a: &Tensor, b: &Tensor) -> f32 {
@@ -304,6 +336,70 @@ mod tests {
             .relu()
             .unwrap();
         assert!(close(&ours, &plain) < 1e-5);
+    }
+
+    /// `n` values uniform in [-1, 1), every 4th one replaced by a value that takes another
+    /// path: zeros of both signs, a subnormal, NaN (when `nan`).
+    fn data(n: usize, seed: u64, nan: bool) -> Vec<f32> {
+        let special = [0.0, -0.0, 1e-40, if nan { f32::NAN } else { -2.5 }];
+        let v = randn(&[n], seed).to_vec1::<f32>().unwrap();
+        let special = |i: usize| special[(i / 4) % special.len()];
+        (0..n)
+            .map(|i| if i % 4 == 1 { special(i) } else { v[i] })
+            .collect()
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The ReLU, its mask and the bias gradient's column sums give the same bits at every
+    /// SIMD level the CPU has as compiled for the baseline, at lengths around the vector
+    /// widths.
+    #[test]
+    fn elementwise_loops_are_bitwise_the_same_at_every_simd_level() {
+        for n in [1, 7, 15, 16, 17, 100, 1000] {
+            let (x, y) = (data(n, n as u64, true), data(n, n as u64 + 1, true));
+            let relu = || {
+                let mut v = x.clone();
+                relu_in_place(&mut v);
+                bits(&v)
+            };
+            assert_levels_agree(&format!("relu, {n}"), relu, |a, b| a == b);
+            let mask = || {
+                let mut g = x.clone();
+                relu_mask(&mut g, &y);
+                bits(&g)
+            };
+            assert_levels_agree(&format!("relu mask, {n}"), mask, |a, b| a == b);
+            let m = data(n * 3, n as u64 + 2, false);
+            for cols in [1, n, 3 * n] {
+                let sums = || bits(&column_sums(&m, cols));
+                assert_levels_agree(&format!("column sums, {cols}"), sums, |a, b| a == b);
+            }
+        }
+    }
+
+    /// The whole op, forward and every gradient, at every SIMD level: the same bits.
+    #[test]
+    fn op_is_bitwise_the_same_at_every_simd_level() {
+        for act in [Activation::Identity, Activation::Relu] {
+            let run = || {
+                let w = Var::from_tensor(&randn(&[37, 29], 11)).unwrap();
+                let b = Var::from_tensor(&randn(&[37], 12)).unwrap();
+                let x = Var::from_tensor(&randn(&[21, 29], 13)).unwrap();
+                let y = dense(&x, &w, &b, act).unwrap();
+                let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                let tensors = [
+                    &y,
+                    g.get(&w).unwrap(),
+                    g.get(&b).unwrap(),
+                    g.get(&x).unwrap(),
+                ];
+                tensors.map(|t| bits(&t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+            };
+            assert_levels_agree(&format!("{act:?}"), run, |a, b| a == b);
+        }
     }
 
     /// Same inputs, same bits.

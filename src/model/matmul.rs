@@ -190,4 +190,15 @@ pub(super) mod testing {
         let v: Vec<f32> = (0..n).map(|_| rng.uniform_f32() * 2.0 - 1.0).collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
+
+    /// The bits of a tensor's values, in row-major order: for bitwise comparisons.
+    pub fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    }
 }

@@ -83,14 +83,20 @@ impl Adagrad {
             let Some(g) = grads.get(v.var.as_tensor()) else {
                 continue;
             };
-            update_in_place(&v.var, g, bufs, &|p, g, bufs| {
-                let [sum] = bufs else { return };
-                for ((p, &g), s) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
-                    let gi = g * scale + wd * *p;
-                    *s += gi * gi;
-                    *p -= clr * gi / (s.sqrt() + eps);
-                }
-            })?;
+            update_in_place(
+                &v.var,
+                g,
+                bufs,
+                #[inline(always)]
+                move |p, g, bufs| {
+                    let [sum] = bufs else { return };
+                    for ((p, &g), s) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
+                        let gi = g * scale + wd * *p;
+                        *s += gi * gi;
+                        *p -= clr * gi / (s.sqrt() + eps);
+                    }
+                },
+            )?;
         }
         Ok(())
     }

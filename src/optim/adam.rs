@@ -88,19 +88,25 @@ impl AdamCore {
             let Some(g) = grads.get(v.var.as_tensor()) else {
                 continue;
             };
-            update_in_place(&v.var, g, bufs, &|p, g, bufs| {
-                let [m, s] = bufs else { return };
-                // Zipped iterators carry no bounds checks, so the loop vectorizes.
-                let moments = m.iter_mut().zip(s.iter_mut());
-                for ((p, &g), (m, s)) in p.iter_mut().zip(g).zip(moments) {
-                    let gi = g * scale + l2 * *p;
-                    let mi = flush_subnormal(b1 * *m + one_minus_b1 * gi);
-                    let si = flush_subnormal(b2 * *s + one_minus_b2 * gi * gi);
-                    *m = mi;
-                    *s = si;
-                    *p = *p * decay - step_size * mi / (si.sqrt() * inv_sqrt_bc2 + eps);
-                }
-            })?;
+            update_in_place(
+                &v.var,
+                g,
+                bufs,
+                #[inline(always)]
+                move |p, g, bufs| {
+                    let [m, s] = bufs else { return };
+                    // Zipped iterators carry no bounds checks, so the loop vectorizes.
+                    let moments = m.iter_mut().zip(s.iter_mut());
+                    for ((p, &g), (m, s)) in p.iter_mut().zip(g).zip(moments) {
+                        let gi = g * scale + l2 * *p;
+                        let mi = flush_subnormal(b1 * *m + one_minus_b1 * gi);
+                        let si = flush_subnormal(b2 * *s + one_minus_b2 * gi * gi);
+                        *m = mi;
+                        *s = si;
+                        *p = *p * decay - step_size * mi / (si.sqrt() * inv_sqrt_bc2 + eps);
+                    }
+                },
+            )?;
         }
         Ok(())
     }

@@ -90,23 +90,29 @@ impl Lion {
             let Some(g) = grads.get(v.var.as_tensor()) else {
                 continue;
             };
-            update_in_place(&v.var, g, bufs, &|p, g, bufs| {
-                let [m] = bufs else { return };
-                for ((p, &g), m) in p.iter_mut().zip(g).zip(m.iter_mut()) {
-                    let gi = g * scale;
-                    let c = b1 * *m + one_minus_b1 * gi;
-                    // `torch.sign`: 0 stays 0 (`f32::signum` would give +-1).
-                    let sign = if c > 0.0 {
-                        1.0
-                    } else if c < 0.0 {
-                        -1.0
-                    } else {
-                        c
-                    };
-                    *p = *p * decay - lr * sign;
-                    *m = flush_subnormal(b2 * *m + one_minus_b2 * gi);
-                }
-            })?;
+            update_in_place(
+                &v.var,
+                g,
+                bufs,
+                #[inline(always)]
+                move |p, g, bufs| {
+                    let [m] = bufs else { return };
+                    for ((p, &g), m) in p.iter_mut().zip(g).zip(m.iter_mut()) {
+                        let gi = g * scale;
+                        let c = b1 * *m + one_minus_b1 * gi;
+                        // `torch.sign`: 0 stays 0 (`f32::signum` would give +-1).
+                        let sign = if c > 0.0 {
+                            1.0
+                        } else if c < 0.0 {
+                            -1.0
+                        } else {
+                            c
+                        };
+                        *p = *p * decay - lr * sign;
+                        *m = flush_subnormal(b2 * *m + one_minus_b2 * gi);
+                    }
+                },
+            )?;
         }
         self.step += 1;
         Ok(())

@@ -7,7 +7,8 @@
 //!
 //! One file per optimizer (`adam.rs`, `sgd.rs`, `rmsprop.rs`, `adagrad.rs`, `lion.rs`);
 //! `accumulate.rs` puts gradient accumulation in front of any of them; `schedule.rs`,
-//! `one_cycle.rs` and `plateau.rs` are the learning-rate schedules.
+//! `one_cycle.rs` and `plateau.rs` are the learning-rate schedules; `simd.rs` compiles the
+//! updates and the gradient norms for the CPU's widest vectors, with the same bits.
 
 /// The [`TrainOptimizer`] impl of an optimizer whose state is [`Slots`]: a struct with
 /// `vars: Vec<NamedVar>`, `config` (with an `lr: f64`), `slots: Slots`, `step: u64` and an
@@ -61,6 +62,7 @@ mod plateau;
 mod rmsprop;
 mod schedule;
 mod sgd;
+mod simd;
 #[cfg(test)]
 mod testing;
 
@@ -214,14 +216,23 @@ impl Slots {
 
 /// Runs `update(param, grad, slots)` over the f32 data of `var` in place.
 ///
+/// `update` is one optimizer's update of a parameter slice, its gradient and its state slots
+/// (each as long as the parameter, or empty), element by element: so any cut of the three
+/// into matching pieces gives the same bits as one pass. Give it as an `#[inline(always)]`
+/// closure: it is compiled for the CPU's widest vectors ([`simd::dispatch`]) where it is
+/// inlined.
+///
 /// On CPU this is one pass over borrowed slices: no temporary tensors. On other devices
 /// the data takes a round trip through the host, which is correct but slow.
-pub(crate) fn update_in_place(
+pub(crate) fn update_in_place<U>(
     var: &Var,
     grad: &Tensor,
     slots: &mut [Vec<f32>],
-    update: &UpdateFn,
-) -> Result<()> {
+    update: U,
+) -> Result<()>
+where
+    U: Fn(&mut [f32], &[f32], &mut [&mut [f32]]) + Sync,
+{
     if var.dtype() != DType::F32 {
         return Err(Error::Optimizer(format!(
             "only f32 variables are supported, found {:?}",
@@ -244,7 +255,7 @@ pub(crate) fn update_in_place(
     let op = FusedUpdate {
         grad: g,
         slots: RefCell::new(slots),
-        update,
+        update: &update,
     };
     var.as_tensor().inplace_op1(&op)?;
     Ok(())
@@ -274,23 +285,21 @@ pub fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     }
 }
 
-/// One optimizer's update of a parameter slice, its gradient and its state slots (each
-/// as long as the parameter, or empty), element by element: so any cut of the three into
-/// matching pieces gives the same bits as one pass.
-type UpdateFn<'a> = dyn Fn(&mut [f32], &[f32], &mut [&mut [f32]]) + Sync + 'a;
-
 /// Below this many elements an update runs on the calling thread alone.
 const SPLIT_MIN_ELEMS: usize = 64 * 1024;
 /// Elements per piece handed to a thread.
 const SPLIT_CHUNK: usize = 16 * 1024;
 
-struct FusedUpdate<'a, 'b> {
+struct FusedUpdate<'a, U> {
     grad: &'a [f32],
     slots: RefCell<&'a mut [Vec<f32>]>,
-    update: &'a UpdateFn<'b>,
+    update: &'a U,
 }
 
-impl candle_core::InplaceOp1 for FusedUpdate<'_, '_> {
+impl<U> candle_core::InplaceOp1 for FusedUpdate<'_, U>
+where
+    U: Fn(&mut [f32], &[f32], &mut [&mut [f32]]) + Sync,
+{
     fn name(&self) -> &'static str {
         "deeptrain-fused-update"
     }
@@ -316,7 +325,11 @@ impl candle_core::InplaceOp1 for FusedUpdate<'_, '_> {
         let sliceable = slots.iter().all(|s| s.is_empty() || s.len() == n);
         if pool.n_workers() == 0 || n < SPLIT_MIN_ELEMS || !sliceable {
             let mut views: Vec<&mut [f32]> = slots.iter_mut().map(|s| s.as_mut_slice()).collect();
-            (self.update)(param, self.grad, &mut views);
+            let update = self.update;
+            simd::dispatch(
+                #[inline(always)]
+                || update(param, self.grad, &mut views),
+            );
             return Ok(());
         }
         // Several threads (candle's barrier pool, as its element-wise ops use): pieces of
@@ -347,7 +360,10 @@ impl candle_core::InplaceOp1 for FusedUpdate<'_, '_> {
                     }
                 })
                 .collect();
-            update(p, &grad[lo..hi], &mut views);
+            simd::dispatch(
+                #[inline(always)]
+                || update(p, &grad[lo..hi], &mut views),
+            );
         });
         Ok(())
     }
@@ -364,21 +380,27 @@ pub fn grad_sq_norms(vars: &[NamedVar], grads: &GradStore) -> Result<Vec<f64>> {
 }
 
 /// Sum of squares in f64, over 8 interleaved partial sums: a fixed order (so the result
-/// is the same on every run) that the compiler can vectorize, unlike one serial sum.
+/// is the same on every run) that the compiler can vectorize, unlike one serial sum; compiled
+/// for the CPU's widest vectors ([`simd::dispatch`]: the same order, so the same bits).
 pub fn sum_of_squares(x: &[f32]) -> f64 {
-    let mut lanes = [0f64; 8];
-    let chunks = x.chunks_exact(8);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (l, &v) in lanes.iter_mut().zip(c) {
-            *l += (v as f64) * (v as f64);
-        }
-    }
-    let mut total = lanes.iter().sum::<f64>();
-    for &v in tail {
-        total += (v as f64) * (v as f64);
-    }
-    total
+    simd::dispatch(
+        #[inline(always)]
+        || {
+            let mut lanes = [0f64; 8];
+            let chunks = x.chunks_exact(8);
+            let tail = chunks.remainder();
+            for c in chunks {
+                for (l, &v) in lanes.iter_mut().zip(c) {
+                    *l += (v as f64) * (v as f64);
+                }
+            }
+            let mut total = lanes.iter().sum::<f64>();
+            for &v in tail {
+                total += (v as f64) * (v as f64);
+            }
+            total
+        },
+    )
 }
 
 /// The factor that brings the global gradient norm down to `max_norm` (1 when already below).
@@ -399,5 +421,153 @@ pub(crate) fn flush_subnormal(x: f32) -> f32 {
         0.0
     } else {
         x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use super::simd::testing::assert_levels_agree;
+    use super::testing::{grads_of, one_var};
+    use super::*;
+
+    /// `n` values uniform in [-2, 2) from stream `seed`, every 5th one replaced by a value
+    /// that takes another path: zeros of both signs, subnormals, the smallest normals.
+    fn data(n: usize, seed: u64) -> Vec<f32> {
+        const SPECIAL: [f32; 7] = [0.0, -0.0, 1e-40, -3e-39, f32::MIN_POSITIVE, 1e-20, -7.5];
+        let mut rng = crate::rng::RngStream::with_stream(seed, 0);
+        (0..n)
+            .map(|i| {
+                let v = rng.uniform_f32() * 4.0 - 2.0;
+                if i % 5 == 3 {
+                    SPECIAL[(i / 5) % SPECIAL.len()]
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Three scaled steps of the optimizer `make` builds on one variable of `n` values: the
+    /// bits of the variable and of every state tensor.
+    fn three_steps(
+        make: &dyn Fn(Vec<NamedVar>) -> Box<dyn TrainOptimizer>,
+        n: usize,
+    ) -> Vec<Vec<u32>> {
+        let (var, named) = one_var(&data(n, 1));
+        let mut opt = make(vec![named]);
+        for step in 0..3 {
+            let g = data(n, 10 + step);
+            let grads = grads_of(&var, |_| Tensor::new(g.as_slice(), &Device::Cpu).unwrap());
+            opt.step_scaled(&grads, 0.75).unwrap();
+        }
+        let mut out = vec![bits(&var.as_tensor().to_vec1::<f32>().unwrap())];
+        for (name, t) in opt.state_tensors().unwrap() {
+            if name != "step" {
+                out.push(bits(&t.flatten_all().unwrap().to_vec1::<f32>().unwrap()));
+            }
+        }
+        out
+    }
+
+    /// Every optimizer's update gives the same bits at every SIMD level the CPU has as
+    /// compiled for the baseline; with lengths around the vector widths and one long enough
+    /// to be cut among candle's threads.
+    #[test]
+    fn updates_are_bitwise_the_same_at_every_simd_level() {
+        type Make = Box<dyn Fn(Vec<NamedVar>) -> Box<dyn TrainOptimizer>>;
+        let sgd =
+            |c: SgdConfig| -> Make { Box::new(move |v| Box::new(Sgd::from_named(v, c.clone()))) };
+        let adam = AdamConfig {
+            weight_decay: 0.1,
+            ..Default::default()
+        };
+        let rms = |momentum: f64, centered: bool| -> Make {
+            let c = RmspropConfig {
+                momentum,
+                centered,
+                weight_decay: 0.05,
+                ..Default::default()
+            };
+            Box::new(move |v| Box::new(Rmsprop::from_named(v, c.clone())))
+        };
+        let cases: Vec<(&str, Make)> = vec![
+            (
+                "sgd",
+                sgd(SgdConfig {
+                    weight_decay: 0.01,
+                    ..Default::default()
+                }),
+            ),
+            (
+                "sgd momentum",
+                sgd(SgdConfig {
+                    momentum: 0.9,
+                    dampening: 0.1,
+                    ..Default::default()
+                }),
+            ),
+            (
+                "sgd nesterov",
+                sgd(SgdConfig {
+                    momentum: 0.9,
+                    nesterov: true,
+                    ..Default::default()
+                }),
+            ),
+            ("adam", {
+                let c = adam.clone();
+                Box::new(move |v| Box::new(Adam::from_named(v, c.clone())))
+            }),
+            (
+                "adamw",
+                Box::new(move |v| Box::new(AdamW::from_named(v, adam.clone()))),
+            ),
+            ("rmsprop", rms(0.0, false)),
+            ("rmsprop momentum centered", rms(0.9, true)),
+            (
+                "adagrad",
+                Box::new(|v| {
+                    let c = AdagradConfig {
+                        lr_decay: 0.01,
+                        weight_decay: 0.01,
+                        ..Default::default()
+                    };
+                    Box::new(Adagrad::from_named(v, c))
+                }),
+            ),
+            (
+                "lion",
+                Box::new(|v| {
+                    let c = LionConfig {
+                        weight_decay: 0.1,
+                        ..Default::default()
+                    };
+                    Box::new(Lion::from_named(v, c))
+                }),
+            ),
+        ];
+        for (name, make) in &cases {
+            for n in [1, 15, 16, 17, 33, 1000, SPLIT_MIN_ELEMS + 17] {
+                let what = format!("{name}, {n} values");
+                assert_levels_agree(&what, || three_steps(make.as_ref(), n), |a, b| a == b);
+            }
+        }
+    }
+
+    /// The gradient norms' sum of squares: the same bits at every SIMD level.
+    #[test]
+    fn sum_of_squares_is_bitwise_the_same_at_every_simd_level() {
+        for n in (0..40).chain([1000, 10_001]) {
+            let x: Vec<f32> = data(n, n as u64).iter().map(|v| v * 1e3).collect();
+            let what = format!("{n} values");
+            let f = || sum_of_squares(&x);
+            assert_levels_agree(&what, f, |a, b| a.to_bits() == b.to_bits());
+        }
     }
 }

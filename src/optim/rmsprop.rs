@@ -101,42 +101,54 @@ impl Rmsprop {
             let Some(g) = grads.get(v.var.as_tensor()) else {
                 continue;
             };
-            update_in_place(&v.var, g, bufs, &|p, g, bufs| {
-                let (square_avg, rest) = match bufs.split_first_mut() {
-                    Some(split) => split,
-                    None => return,
-                };
-                let (mut momentum_buffer, rest) = match (with_momentum, rest) {
-                    (true, [m, rest @ ..]) => (Some(m), rest),
-                    (_, rest) => (None, rest),
-                };
-                let mut grad_avg = match (centered, rest) {
-                    (true, [a, ..]) => Some(a),
-                    _ => None,
-                };
-                for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
-                    let gi = g * scale + wd * *p;
-                    let sa = flush_subnormal(alpha * square_avg[i] + one_minus_alpha * gi * gi);
-                    square_avg[i] = sa;
-                    let mean_square = match grad_avg.as_mut() {
-                        Some(avg) => {
-                            let a = flush_subnormal(avg[i] + one_minus_alpha * (gi - avg[i]));
-                            avg[i] = a;
-                            sa - a * a
-                        }
-                        None => sa,
+            update_in_place(
+                &v.var,
+                g,
+                bufs,
+                #[inline(always)]
+                move |p, g, bufs| {
+                    let (square_avg, rest) = match bufs.split_first_mut() {
+                        Some(split) => split,
+                        None => return,
                     };
-                    let denom = mean_square.sqrt() + eps;
-                    match momentum_buffer.as_mut() {
-                        Some(buf) => {
-                            let b = flush_subnormal(mom * buf[i] + gi / denom);
-                            buf[i] = b;
-                            *p -= lr * b;
+                    let (mut momentum_buffer, rest) = match (with_momentum, rest) {
+                        (true, [m, rest @ ..]) => (Some(m), rest),
+                        (_, rest) => (None, rest),
+                    };
+                    let mut grad_avg = match (centered, rest) {
+                        (true, [a, ..]) => Some(a),
+                        _ => None,
+                    };
+                    // Every buffer cut to the parameter's length up front: no bounds check in
+                    // the loop, which then vectorises.
+                    let n = p.len();
+                    let square_avg = &mut square_avg[..n];
+                    let mut momentum_buffer = momentum_buffer.as_mut().map(|b| &mut b[..n]);
+                    let mut grad_avg = grad_avg.as_mut().map(|a| &mut a[..n]);
+                    for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
+                        let gi = g * scale + wd * *p;
+                        let sa = flush_subnormal(alpha * square_avg[i] + one_minus_alpha * gi * gi);
+                        square_avg[i] = sa;
+                        let mean_square = match grad_avg.as_mut() {
+                            Some(avg) => {
+                                let a = flush_subnormal(avg[i] + one_minus_alpha * (gi - avg[i]));
+                                avg[i] = a;
+                                sa - a * a
+                            }
+                            None => sa,
+                        };
+                        let denom = mean_square.sqrt() + eps;
+                        match momentum_buffer.as_mut() {
+                            Some(buf) => {
+                                let b = flush_subnormal(mom * buf[i] + gi / denom);
+                                buf[i] = b;
+                                *p -= lr * b;
+                            }
+                            None => *p -= lr * gi / denom,
                         }
-                        None => *p -= lr * gi / denom,
                     }
-                }
-            })?;
+                },
+            )?;
         }
         self.step += 1;
         Ok(())

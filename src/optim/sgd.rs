@@ -84,23 +84,29 @@ impl Sgd {
             let Some(g) = grads.get(v.var.as_tensor()) else {
                 continue;
             };
-            update_in_place(&v.var, g, bufs, &|p, g, bufs| {
-                let [buf] = bufs else { return };
-                for ((p, &g), buf) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
-                    let mut d = g * scale + wd * *p;
-                    if mom != 0.0 {
-                        // PyTorch starts the buffer at the first gradient, undamped.
-                        let b = if first {
-                            d
-                        } else {
-                            mom * *buf + (1.0 - damp) * d
-                        };
-                        *buf = flush_subnormal(b);
-                        d = if nesterov { d + mom * b } else { b };
+            update_in_place(
+                &v.var,
+                g,
+                bufs,
+                #[inline(always)]
+                move |p, g, bufs| {
+                    let [buf] = bufs else { return };
+                    for ((p, &g), buf) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                        let mut d = g * scale + wd * *p;
+                        if mom != 0.0 {
+                            // PyTorch starts the buffer at the first gradient, undamped.
+                            let b = if first {
+                                d
+                            } else {
+                                mom * *buf + (1.0 - damp) * d
+                            };
+                            *buf = flush_subnormal(b);
+                            d = if nesterov { d + mom * b } else { b };
+                        }
+                        *p -= lr * d;
                     }
-                    *p -= lr * d;
-                }
-            })?;
+                },
+            )?;
         }
         self.step += 1;
         Ok(())
