@@ -20,6 +20,7 @@ mod range;
 pub mod registry;
 pub mod report;
 pub mod rng;
+mod simd;
 pub mod state;
 pub mod sweep;
 pub mod trainer;

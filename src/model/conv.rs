@@ -38,8 +38,8 @@ use super::cpu_op::{each_chunk, images_in_parallel, row_major, threads, with_dat
 use super::matmul::{gemm_into, Dst, Operand};
 pub use super::pool::relu_max_pool2x2;
 use super::pool::{pool_planes, unpool_planes, Codes};
-use super::simd;
 use crate::error::Result;
+use crate::simd;
 
 /// Images whose kernel gradients are summed together before the groups are added in order:
 /// a constant, so that the sum's order (and its bits) do not depend on the thread count.
@@ -757,7 +757,7 @@ impl CustomOp3 for Conv {
 mod tests {
     use super::*;
     use crate::model::matmul::testing::{bits, randn};
-    use crate::model::simd::testing::assert_levels_agree;
+    use crate::simd::testing::assert_levels_agree;
     use candle_core::Var;
 
     /// max |a - b| / max(max |b|, 1e-3): the error relative to the reference's scale.

@@ -20,8 +20,8 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
 use super::cpu_op::with_storage;
 use super::matmul::{gemm_split_rows, Operand};
-use super::simd;
 use crate::error::Result;
+use crate::simd;
 
 /// What follows the affine map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,7 +245,7 @@ fn column_sums(m: &[f32], n: usize) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::model::matmul::testing::randn;
-    use crate::model::simd::testing::assert_levels_agree;
+    use crate::simd::testing::assert_levels_agree;
     use candle_core::Var;
 
     fn close(a: &Tensor, b: &Tensor) -> f32 {

@@ -13,12 +13,6 @@ mod matmul;
 pub mod pool;
 pub mod recurrent;
 pub mod resnet;
-// The optimizers' SIMD dispatch helper, compiled here a second time: `optim` and `model` are
-// one layer and may not use each other, and the helper uses nothing of the crate. (Its own
-// home would be a module of the lowest layer.)
-#[allow(clippy::duplicate_mod)]
-#[path = "../optim/simd.rs"]
-mod simd;
 mod summary;
 pub use batch_norm::BatchNorm;
 pub use cnn::{Cnn, CnnArgs, Pool};

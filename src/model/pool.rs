@@ -11,8 +11,8 @@ use std::sync::{Mutex, MutexGuard};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 
 use super::cpu_op::{each_chunk, images_in_parallel, row_major, with_data};
-use super::simd;
 use crate::error::Result;
+use crate::simd;
 
 /// `max_pool2d(relu(x), 2)` for `x: [N, C, H, W]`, an odd last row or column dropped first
 /// (PyTorch's floor mode): one pass forward and one backward instead of candle's ten.
@@ -291,7 +291,7 @@ mod tests {
     use super::*;
     use crate::model::conv::{conv2d, conv2d_relu_max_pool2x2};
     use crate::model::matmul::testing::{bits, randn};
-    use crate::model::simd::testing::assert_levels_agree;
+    use crate::simd::testing::assert_levels_agree;
     use candle_core::Var;
 
     /// The pooling's backward kernel gives the same bits at every SIMD level the CPU has as

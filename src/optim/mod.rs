@@ -7,8 +7,9 @@
 //!
 //! One file per optimizer (`adam.rs`, `sgd.rs`, `rmsprop.rs`, `adagrad.rs`, `lion.rs`);
 //! `accumulate.rs` puts gradient accumulation in front of any of them; `schedule.rs`,
-//! `one_cycle.rs` and `plateau.rs` are the learning-rate schedules; `simd.rs` compiles the
-//! updates and the gradient norms for the CPU's widest vectors, with the same bits.
+//! `one_cycle.rs` and `plateau.rs` are the learning-rate schedules. The updates and the
+//! gradient norms are compiled for the CPU's widest vectors, with the same bits
+//! (`crate::simd`).
 
 /// The [`TrainOptimizer`] impl of an optimizer whose state is [`Slots`]: a struct with
 /// `vars: Vec<NamedVar>`, `config` (with an `lr: f64`), `slots: Slots`, `step: u64` and an
@@ -62,7 +63,6 @@ mod plateau;
 mod rmsprop;
 mod schedule;
 mod sgd;
-mod simd;
 #[cfg(test)]
 mod testing;
 
@@ -84,6 +84,7 @@ use candle_core::{CpuStorage, DType, Layout, Storage, Tensor, Var};
 use candle_nn::VarMap;
 
 use crate::error::{Error, Result};
+use crate::simd;
 
 /// A variable together with the name it is saved under.
 #[derive(Debug, Clone)]
@@ -428,9 +429,9 @@ pub(crate) fn flush_subnormal(x: f32) -> f32 {
 mod tests {
     use candle_core::{Device, Tensor};
 
-    use super::simd::testing::assert_levels_agree;
     use super::testing::{grads_of, one_var};
     use super::*;
+    use crate::simd::testing::assert_levels_agree;
 
     /// `n` values uniform in [-2, 2) from stream `seed`, every 5th one replaced by a value
     /// that takes another path: zeros of both signs, subnormals, the smallest normals.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 /// The library's top-level modules, lowest layer first. A module may use modules of a
 /// lower layer, never one of a higher layer or (apart from itself) of its own.
 const LAYERS: &[&[&str]] = &[
-    &["error", "rng", "console", "interrupt", "range"],
+    &["error", "rng", "console", "interrupt", "range", "simd"],
     &[
         "data_loaders",
         "losses",

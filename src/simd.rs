@@ -20,9 +20,8 @@
 //! loop given as a closure, where `multiversion` attaches a target list to each function and
 //! its ready-made lists include FMA; `pulp`'s levels (x86-64-v3, v4) include FMA as well.
 //!
-//! One source compiled into both `optim` and `model` (`model/mod.rs` includes this file by
-//! `#[path]`): the two are one layer and may not use each other, and it uses nothing else of
-//! the crate.
+//! A module of the lowest layer: `optim` and `model` (one layer, which may not use each
+//! other) and the data loaders use it; it uses nothing else of the crate.
 
 /// A set of instructions a loop can be compiled for, narrowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
